@@ -1,0 +1,45 @@
+// core/parallel.h — how many threads tessel uses, and the one parallel loop kernels share.
+//
+// The thread count defaults to every core the process may run on, can be set by the
+// TESSEL_NUM_THREADS environment variable at start-up, and by set_num_threads() at any time.
+// parallel_for splits [0, n) into contiguous chunks, one per thread, and stays serial when the
+// work is too small to pay for waking threads (the `grain`: the least work per thread).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace tessel {
+
+int get_num_threads();
+void set_num_threads(int n);  // n >= 1; throws tessel::Error otherwise
+int hardware_threads();       // cores available to this process
+bool in_parallel_region();
+
+// Calls f(begin, end) over disjoint chunks covering [0, n). Chunks are contiguous and their
+// boundaries depend only on n and the thread count, so results are deterministic.
+template <class F>
+void parallel_for(int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  int64_t threads = std::min<int64_t>(get_num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
+  if (threads <= 1 || in_parallel_region()) {
+    f(int64_t{0}, n);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(static_cast <int>(threads))
+  {
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t chunk = (n + nt - 1) / nt;
+    int64_t b = t * chunk, e = std::min(n, b + chunk);
+    if (b < e) f(b, e);
+  }
+#else
+  f(int64_t{0}, n);
+#endif
+}
+
+}  // namespace tessel

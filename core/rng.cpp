@@ -1,0 +1,70 @@
+#include "core/rng.h"
+
+#include "core/parallel.h"
+
+namespace tessel {
+
+Generator& default_generator() {
+  static Generator g(0);
+  return g;
+}
+
+void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
+
+namespace {
+
+// Fills a fresh CPU tensor with value(i) for each element i, in parallel.
+template <class F>
+Tensor fill_indexed(const Shape& sizes, TensorOptions opts, const char* op, F value) {
+  check(opts.device.is_cpu(), op, "random factories run on the CPU here; move the result with to()");
+  bool rg = opts.requires_grad;
+  opts.requires_grad = false;
+  Tensor t = empty(sizes, opts);
+  visit_dtype(opts.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* p = t.data_ptr<T>();
+    parallel_for(t.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) p[i] = static_cast<T>(static_cast<acc_t<T>>(value(i)));
+    });
+  });
+  if (rg) t.requires_grad_();
+  return t;
+}
+
+}  // namespace
+
+Tensor rand(const Shape& sizes, TensorOptions opts, Generator* gen) {
+  check(is_floating(opts.dtype), "rand", "expected a floating dtype, got ", dtype_name(opts.dtype));
+  Generator& g = gen ? *gen : default_generator();
+  uint64_t seed = g.seed, off = g.advance(shape_numel(sizes));
+  return fill_indexed(sizes, opts, "rand", [&](int64_t i) { return philox_uniform(seed, off, i); });
+}
+
+Tensor randn(const Shape& sizes, TensorOptions opts, Generator* gen) {
+  check(is_floating(opts.dtype), "randn", "expected a floating dtype, got ", dtype_name(opts.dtype));
+  Generator& g = gen ? *gen : default_generator();
+  uint64_t seed = g.seed, off = g.advance(shape_numel(sizes));
+  return fill_indexed(sizes, opts, "randn", [&](int64_t i) { return philox_normal(seed, off, i); });
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& sizes, TensorOptions opts, Generator* gen) {
+  check(low < high, "randint", "expected low < high, got low=", low, ", high=", high);
+  Generator& g = gen ? *gen : default_generator();
+  uint64_t seed = g.seed, off = g.advance(shape_numel(sizes), 2);
+  uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+  return fill_indexed(sizes, opts, "randint", [&](int64_t i) {
+    // Modulo bias is below range / 2^64: negligible for any range a tensor can index.
+    return low + static_cast<int64_t>(philox_u64(seed, off, i) % range);
+  });
+}
+
+Tensor bernoulli(const Shape& sizes, double p, TensorOptions opts, Generator* gen) {
+  check(p >= 0 && p <= 1, "bernoulli", "expected p in [0, 1], got ", p);
+  Generator& g = gen ? *gen : default_generator();
+  uint64_t seed = g.seed, off = g.advance(shape_numel(sizes));
+  float pf = static_cast<float>(p);
+  return fill_indexed(sizes, opts, "bernoulli",
+                      [&](int64_t i) { return philox_uniform(seed, off, i) < pf ? 1.0 : 0.0; });
+}
+
+}  // namespace tessel

@@ -1,0 +1,419 @@
+#include "core/tensor.h"
+
+#include <cmath>
+#include <cstring>
+#include <iomanip>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+
+#include "core/allocator.h"
+#include "core/parallel.h"
+
+namespace tessel {
+
+// ---------------------------------------------------------------- storage
+
+namespace {
+DeviceAllocatorHooks g_device_hooks[2];
+}
+
+void register_device_allocator(DeviceType type, DeviceAllocatorHooks hooks) {
+  g_device_hooks[static_cast<int>(type)] = hooks;
+}
+
+const DeviceAllocatorHooks* device_hooks(DeviceType type) { return &g_device_hooks[static_cast<int>(type)]; }
+
+std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  auto s = std::make_shared<Storage>();
+  s->nbytes = nbytes;
+  s->device = device;
+  if (device.is_cpu()) {
+    s->data = cpu_allocator::allocate(nbytes);
+  } else {
+    auto& hooks = g_device_hooks[static_cast<int>(device.type)];
+    if (!hooks.allocate)
+      fail("tensor", "device ", device.str(),
+           " is not available: tessel was built without CUDA (configure with -DTESSEL_CUDA=ON)");
+    s->data = hooks.allocate(nbytes, device.index);
+  }
+  return s;
+}
+
+Storage::~Storage() {
+  if (deleter) {
+    deleter(data);
+  } else if (device.is_cpu()) {
+    cpu_allocator::deallocate(data, nbytes);
+  } else if (auto& hooks = g_device_hooks[static_cast<int>(device.type)]; hooks.deallocate) {
+    hooks.deallocate(data, nbytes, device.index);
+  }
+}
+
+// ---------------------------------------------------------------- geometry
+
+Shape contiguous_strides(const Shape& sizes) {
+  Shape st(sizes.size());
+  int64_t s = 1;
+  for (size_t i = sizes.size(); i-- > 0;) {
+    st[i] = s;
+    s *= std::max<int64_t>(sizes[i], 1);
+  }
+  return st;
+}
+
+int64_t shape_numel(const Shape& sizes) {
+  int64_t n = 1;
+  for (int64_t s : sizes) n *= s;
+  return n;
+}
+
+int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::numel() const { return shape_numel(sizes()); }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int64_t i = dim() - 1; i >= 0; --i) {
+    if (sizes()[i] != 1 && strides()[i] != expected) return false;
+    expected *= sizes()[i];
+  }
+  return true;
+}
+
+void* Tensor::data() const {
+  return static_cast<char*>(storage()->data) + offset() * static_cast<int64_t>(element_size());
+}
+
+Buf Tensor::buf() const {
+  check(dim() <= kMaxDims, "tensor", "kernels take at most ", kMaxDims, " dims, got shape ", sizes());
+  Buf b;
+  b.data = data();
+  b.dtype = dtype();
+  b.ndim = static_cast<int>(dim());
+  for (int i = 0; i < b.ndim; ++i) {
+    b.size[i] = sizes()[i];
+    b.stride[i] = strides()[i];
+  }
+  return b;
+}
+
+Tensor Tensor::alias(const Shape& sz, const Shape& st, int64_t off) const {
+  check(sz.size() == st.size(), "alias", "sizes ", sz, " and strides ", st, " differ in length");
+  check(static_cast<int64_t>(sz.size()) <= kMaxDims, "alias", "at most ", kMaxDims, " dims are supported, got shape ",
+        sz);
+  // The furthest element the view can reach must lie inside the storage.
+  int64_t lo = off, hi = off;
+  bool empty_view = false;
+  for (size_t i = 0; i < sz.size(); ++i) {
+    check(sz[i] >= 0, "alias", "negative size in ", sz);
+    if (sz[i] == 0) empty_view = true;
+    (st[i] >= 0 ? hi : lo) += (sz[i] - 1) * st[i];
+  }
+  int64_t cap = static_cast<int64_t>(storage()->nbytes / element_size());
+  check(empty_view || (lo >= 0 && hi < std::max<int64_t>(cap, 1)) || (cap == 0 && empty_view), "alias",
+        "view of shape ", sz, " with strides ", st, " at offset ", off, " reaches outside its storage of ", cap,
+        " elements");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = storage();
+  impl->sizes = sz;
+  impl->strides = st;
+  impl->offset = off;
+  impl->dtype = dtype();
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::detach() const { return alias(sizes(), strides(), offset()); }
+
+Tensor& Tensor::requires_grad_(bool on) {
+  check(!on || is_floating(dtype()), "requires_grad_", "only floating tensors can require grad, got ",
+        dtype_name(dtype()));
+  check(is_leaf(), "requires_grad_", "can only be set on a leaf tensor (this one was computed by ",
+        "an op; use detach() first)");
+  get().requires_grad = on;
+  return *this;
+}
+
+// ---------------------------------------------------------------- element access
+
+namespace {
+int64_t element_offset(const Tensor& t, const std::vector<int64_t>& index, const char* op) {
+  check(static_cast<int64_t>(index.size()) == t.dim(), op, "index has ", index.size(),
+        " entries for a tensor of shape ", t.sizes());
+  check(t.device().is_cpu(), op, "element access needs a CPU tensor, got ", t.device().str());
+  int64_t off = 0;
+  for (size_t d = 0; d < index.size(); ++d) {
+    int64_t i = index[d], n = t.sizes()[d];
+    check(i >= -n && i < n, op, "index ", i, " is out of range for dim ", d, " of size ", n, " (shape ", t.sizes(),
+          ")");
+    off += (i < 0 ? i + n : i) * t.strides()[d];
+  }
+  return off;
+}
+
+template <class T>
+double load_as_double(const void* p) {
+  return static_cast<double>(static_cast<acc_t<T>>(*static_cast<const T*>(p)));
+}
+}  // namespace
+
+double Tensor::at(const std::vector<int64_t>& index) const {
+  int64_t off = element_offset(*this, index, "at");
+  const char* p = static_cast<const char*>(data()) + off * static_cast<int64_t>(element_size());
+  return visit_dtype(dtype(), [&](auto tag) { return load_as_double<decltype(tag)>(p); });
+}
+
+void Tensor::set_at(const std::vector<int64_t>& index, double value) {
+  int64_t off = element_offset(*this, index, "set_at");
+  char* p = static_cast<char*>(data()) + off * static_cast<int64_t>(element_size());
+  visit_dtype(dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    *reinterpret_cast<T*>(p) = static_cast<T>(static_cast<acc_t<T>>(value));
+  });
+  bump_version();
+}
+
+double Tensor::item() const {
+  check(numel() == 1, "item", "expected a tensor with one element, got shape ", sizes());
+  return at(std::vector<int64_t>(static_cast<size_t>(dim()), 0));
+}
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  check(device().is_cpu(), "to_vector", "needs a CPU tensor, got ", device().str());
+  Tensor out = empty(sizes(), {.dtype = dtype_of<T>()});
+  copy_into(out, *this);
+  const T* p = out.data_ptr<T>();
+  return std::vector<T>(p, p + numel());
+}
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+template std::vector<int32_t> Tensor::to_vector<int32_t>() const;
+template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+template std::vector<bf16> Tensor::to_vector<bf16>() const;
+template std::vector<f16> Tensor::to_vector<f16>() const;
+template std::vector<bool> Tensor::to_vector<bool>() const;
+
+// ---------------------------------------------------------------- factories
+
+Tensor empty(const Shape& sizes, TensorOptions opts) {
+  check(static_cast<int64_t>(sizes.size()) <= kMaxDims, "empty", "at most ", kMaxDims,
+        " dims are supported, got shape ", sizes);
+  for (int64_t s : sizes) check(s >= 0, "empty", "negative size in shape ", sizes);
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate(static_cast<size_t>(shape_numel(sizes)) * dtype_size(opts.dtype), opts.device);
+  impl->sizes = sizes;
+  impl->strides = contiguous_strides(sizes);
+  impl->dtype = opts.dtype;
+  Tensor t(std::move(impl));
+  if (opts.requires_grad) t.requires_grad_();
+  return t;
+}
+
+Tensor full(const Shape& sizes, double value, TensorOptions opts) {
+  bool rg = opts.requires_grad;
+  opts.requires_grad = false;
+  Tensor t = empty(sizes, opts);
+  fill_raw(t, value);
+  if (rg) t.requires_grad_();
+  return t;
+}
+Tensor zeros(const Shape& sizes, TensorOptions opts) { return full(sizes, 0.0, opts); }
+Tensor ones(const Shape& sizes, TensorOptions opts) { return full(sizes, 1.0, opts); }
+Tensor scalar_tensor(double value, TensorOptions opts) { return full({}, value, opts); }
+
+Tensor arange(double start, double end, double step, TensorOptions opts) {
+  check(step != 0, "arange", "step must be non-zero");
+  check(std::isfinite(start) && std::isfinite(end), "arange", "start and end must be finite");
+  int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
+  n = std::max<int64_t>(n, 0);
+  std::vector<double> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<double>(i) * step;
+  return from_vector(v, {n}, opts);
+}
+Tensor arange(int64_t end, TensorOptions opts) { return arange(0.0, static_cast<double>(end), 1.0, opts); }
+
+Tensor from_vector(const std::vector<double>& values, const Shape& sizes, TensorOptions opts) {
+  Shape sz = sizes.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : sizes;
+  check(shape_numel(sz) == static_cast<int64_t>(values.size()), "from_vector", "got ", values.size(),
+        " values for shape ", sz, " (", shape_numel(sz), " elements)");
+  Tensor src = from_blob(const_cast<double*>(values.data()), sz, DType::f64);
+  bool rg = opts.requires_grad;
+  opts.requires_grad = false;
+  Tensor t = empty(sz, opts);
+  copy_into(t, src);
+  if (rg) t.requires_grad_();
+  return t;
+}
+
+Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& sizes, TensorOptions opts) {
+  Shape sz = sizes.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : sizes;
+  check(shape_numel(sz) == static_cast<int64_t>(values.size()), "from_vector_i64", "got ", values.size(),
+        " values for shape ", sz);
+  Tensor src = from_blob(const_cast<int64_t*>(values.data()), sz, DType::i64);
+  Tensor t = empty(sz, opts);
+  copy_into(t, src);
+  return t;
+}
+
+Tensor from_blob(void* data, const Shape& sizes, DType dtype, std::function<void(void*)> deleter) {
+  auto st = std::make_shared<Storage>();
+  st->data = data;
+  st->nbytes = static_cast<size_t>(shape_numel(sizes)) * dtype_size(dtype);
+  st->device = Device::cpu();
+  st->deleter = deleter ? std::move(deleter) : [](void*) {};
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = std::move(st);
+  impl->sizes = sizes;
+  impl->strides = contiguous_strides(sizes);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor empty_like(const Tensor& t, TensorOptions opts) { return empty(t.sizes(), opts); }
+Tensor empty_like(const Tensor& t) { return empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor ones_like(const Tensor& t) { return ones(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
+Tensor full_like(const Tensor& t, double v) { return full(t.sizes(), v, {.dtype = t.dtype(), .device = t.device()}); }
+
+// ---------------------------------------------------------------- raw copy and fill
+
+namespace {
+
+// Copies with conversion through the wider of the two accumulate types.
+template <class D, class S>
+void copy_loop(const Buf& d, const Buf& s) {
+  const int64_t n = d.numel();
+  const D* unused = nullptr;
+  (void)unused;
+  auto convert = [](S v) -> D {
+    if constexpr (std::is_same_v<D, bool>) {
+      return static_cast<acc_t<S>>(v) != acc_t<S>(0);
+    } else {
+      return static_cast<D>(static_cast<acc_t<D>>(static_cast<acc_t<S>>(v)));
+    }
+  };
+  if (d.is_contiguous() && s.is_contiguous()) {
+    D* dp = d.ptr<D>();
+    const S* sp = s.ptr<S>();
+    if constexpr (std::is_same_v<D, S>) {
+      parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) { std::memcpy(dp + b, sp + b, (e - b) * sizeof(D)); });
+    } else {
+      parallel_for(n, 1 << 15, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) dp[i] = convert(sp[i]);
+      });
+    }
+    return;
+  }
+  const int64_t* st[2] = {d.stride, s.stride};
+  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+    StridedCounter<2> c(d.ndim, d.size, st);
+    c.seek(b);
+    D* dp = d.ptr<D>();
+    const S* sp = s.ptr<S>();
+    for (int64_t i = b; i < e; ++i, c.next()) dp[c.off[0]] = convert(sp[c.off[1]]);
+  });
+}
+
+}  // namespace
+
+void copy_into(const Tensor& dst, const Tensor& src) {
+  check(dst.device() == src.device(), "copy_into", "devices differ: dst on ", dst.device().str(), ", src on ",
+        src.device().str());
+  check(dst.device().is_cpu(), "copy_into", "CPU tensors only here; device copies go through to()");
+  // Broadcast src to dst's shape (trailing alignment, size-1 dims stretch).
+  check(src.dim() <= dst.dim(), "copy_into", "cannot broadcast src of shape ", src.sizes(), " to dst of shape ",
+        dst.sizes());
+  Buf d = dst.buf(), s = dst.buf();
+  s.data = src.data();
+  s.dtype = src.dtype();
+  int64_t lead = dst.dim() - src.dim();
+  for (int64_t i = 0; i < dst.dim(); ++i) {
+    if (i < lead) {
+      s.stride[i] = 0;
+      continue;
+    }
+    int64_t ss = src.sizes()[i - lead];
+    check(ss == dst.sizes()[i] || ss == 1, "copy_into", "cannot broadcast src of shape ", src.sizes(),
+          " to dst of shape ", dst.sizes());
+    s.stride[i] = ss == 1 ? 0 : src.strides()[i - lead];
+  }
+  if (d.numel() > 0) {
+    visit_dtype(dst.dtype(), [&](auto dt) {
+      visit_dtype(src.dtype(), [&](auto st) { copy_loop<decltype(dt), decltype(st)>(d, s); });
+    });
+  }
+  dst.bump_version();
+}
+
+void fill_raw(const Tensor& dst, double value) {
+  check(dst.device().is_cpu(), "fill", "CPU tensors only here");
+  double v = value;
+  Tensor src = from_blob(&v, {}, DType::f64);
+  copy_into(dst, src);
+}
+
+// ---------------------------------------------------------------- printing
+
+namespace {
+
+void print_rec(std::ostream& os, const Tensor& t, std::vector<int64_t>& idx, int64_t d, int indent, bool is_float,
+               int prec) {
+  int64_t n = t.sizes()[d];
+  const int64_t edge = 3;
+  bool elide = n > 2 * edge + 1 && t.numel() > 1000;
+  os << '[';
+  for (int64_t i = 0; i < n; ++i) {
+    if (elide && i == edge) {
+      os << (d + 1 == t.dim() ? "..., " : "...,\n" + std::string(indent + 1, ' '));
+      i = n - edge;
+    }
+    idx[d] = i;
+    if (d + 1 == t.dim()) {
+      double v = t.at(idx);
+      if (t.dtype() == DType::b8) {
+        os << (v != 0 ? "true" : "false");
+      } else if (is_float) {
+        os << std::setprecision(prec) << std::defaultfloat << v;
+      } else {
+        os << static_cast<int64_t>(v);
+      }
+    } else {
+      print_rec(os, t, idx, d + 1, indent + 1, is_float, prec);
+    }
+    if (i + 1 < n) os << (d + 1 == t.dim() ? ", " : ",\n" + std::string(indent + 1, ' '));
+  }
+  os << ']';
+}
+
+}  // namespace
+
+std::string Tensor::str() const {
+  if (!defined()) return "tensor(undefined)";
+  std::ostringstream os;
+  os << "tensor(";
+  Tensor host = *this;
+  if (!device().is_cpu()) {
+    os << "<on " << device().str() << ">";
+  } else if (dim() == 0) {
+    double v = at({});
+    if (is_floating(dtype()))
+      os << std::setprecision(6) << v;
+    else
+      os << static_cast<int64_t>(v);
+  } else if (numel() == 0) {
+    os << "[]";
+  } else {
+    std::vector<int64_t> idx(static_cast<size_t>(dim()), 0);
+    print_rec(os, *this, idx, 0, 7, is_floating(dtype()), 6);
+  }
+  os << ", shape=" << shape_str(sizes()) << ", dtype=" << dtype_name(dtype());
+  if (!device().is_cpu()) os << ", device=" << device().str();
+  if (requires_grad()) os << (grad_fn() ? ", grad_fn" : ", requires_grad=true");
+  os << ")";
+  return os.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+
+}  // namespace tessel

@@ -1,0 +1,90 @@
+// kernels/cpu/reduce.cpp — reductions with OpenMP threads.
+//
+// Two memory layouts matter and get their own loops:
+//  - reduced dims innermost (row sums, e.g. a loss over classes): each thread takes whole
+//    output elements and streams their rows — the shared reduce_one() loop;
+//  - kept dims innermost and contiguous, reduced dims outside (column sums, e.g. the bias
+//    gradient: sum over the batch of [N, C]): summing each column separately would stride
+//    through memory, so instead each thread owns a block of columns and adds whole rows into
+//    an f64 accumulator block — unit-stride reads, vectorizable.
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/reduce_common.h"
+
+namespace tessel::kernels {
+namespace {
+
+// Column sums over a [R..., K] view where the last kept dim has stride 1 and is the only kept
+// dim (after the caller's check).
+template <class T, class O>
+void column_sum(const ReduceParams& p, int64_t K, int64_t R) {
+  const T* in = p.in.ptr<T>();
+  O* out = p.out.ptr<O>();
+  const int64_t ostride = p.out.stride[0];
+  const int nr = p.reduced;
+  const int64_t* rsize = p.in.size + 1;
+  const int64_t* st[1] = {p.in.stride + 1};
+  const bool mean = p.op == ReduceOp::mean;
+  constexpr int64_t kBlock = 512;
+  const int64_t blocks = (K + kBlock - 1) / kBlock;
+  parallel_for(blocks, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(R * kBlock / 64, 1)),
+               [&](int64_t b0, int64_t b1) {
+                 std::vector<double> acc(kBlock);
+                 for (int64_t b = b0; b < b1; ++b) {
+                   const int64_t k0 = b * kBlock, kn = std::min(kBlock, K - k0);
+                   std::fill(acc.begin(), acc.begin() + kn, 0.0);
+                   StridedCounter<1> it(nr, rsize, st);
+                   for (int64_t r = 0; r < R; ++r, it.next()) {
+                     const T* row = in + it.off[0] + k0;
+#pragma omp simd
+                     for (int64_t k = 0; k < kn; ++k) acc[k] += static_cast<double>(static_cast<acc_t<T>>(row[k]));
+                   }
+                   for (int64_t k = 0; k < kn; ++k) {
+                     double v = mean ? acc[k] / static_cast<double>(R) : acc[k];
+                     out[(k0 + k) * ostride] = static_cast<O>(static_cast<acc_t<O>>(v));
+                   }
+                 }
+               });
+}
+
+}  // namespace
+
+void reduce_cpu(const ReduceParams& p) {
+  visit_reduce_types(p, [&](auto t_tag, auto o_tag) {
+    using T = decltype(t_tag);
+    using O = decltype(o_tag);
+    const int kept = p.in.ndim - p.reduced;
+    int64_t K = 1, R = 1;
+    for (int d = 0; d < kept; ++d) K *= p.in.size[d];
+    for (int d = kept; d < p.in.ndim; ++d) R *= p.in.size[d];
+    if (K == 0) return;
+    const bool sumlike = p.op == ReduceOp::sum || p.op == ReduceOp::mean;
+    if constexpr (!std::is_integral_v<acc_t<T>>) {
+      if (sumlike && kept == 1 && p.in.stride[0] == 1 && K >= 16 && R > 1) return column_sum<T, O>(p, K, R);
+    }
+    const int64_t* st[3] = {p.in.stride, p.out.stride, p.idx.data ? p.idx.stride : p.out.stride};
+    const T* in = p.in.ptr<T>();
+    O* out = p.out.ptr<O>();
+    int64_t* idx = p.idx.ptr<int64_t>();
+    parallel_for(K, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(R, 1)), [&](int64_t k0, int64_t k1) {
+      StridedCounter<3> it(kept, p.in.size, st);
+      it.seek(k0);
+      for (int64_t k = k0; k < k1; ++k, it.next())
+        reduce_one<T, O>(p, in, it.off[0], p.reduced, p.in.size + kept, p.in.stride + kept, R, out + it.off[1],
+                         idx ? idx + it.off[2] : nullptr);
+    });
+  });
+}
+
+Family<ReduceParams>& reduce_family() {
+  static Family<ReduceParams>* f = [] {
+    auto* fam = new Family<ReduceParams>("reduce");
+    fam->add("ref", DeviceType::cpu, 0, reduce_ref);
+    fam->add("cpu", DeviceType::cpu, 10, reduce_cpu);
+    return fam;
+  }();
+  return *f;
+}
+
+}  // namespace tessel::kernels

@@ -1,0 +1,32 @@
+// kernels/reduce.h — reductions over any set of dims: sum, mean, max/min (with indices), var.
+//
+// The op layer permutes the input so that the kept dims come first and the reduced dims last:
+//   in:  [K0, ..., Kk-1, R0, ..., Rr-1]  (any strides)      out: [K0, ..., Kk-1]
+// and each output element reduces the R = prod(Ri) inputs behind it:
+//   sum   out = sum_r x            mean  out = sum_r x / R
+//   max   out = max_r x, idx = first r attaining it (NaN wins: it propagates)
+//   var   out = sum_r (x - mean)^2 / (R - correction)   (two passes: mean first, for accuracy)
+// `idx` (i64, out's shape) receives the flat index within the reduced dims for max/min.
+// Accumulation is f64 in ref, f32 lanes (pairwise by construction) or f64 in cpu for f32/f64.
+#pragma once
+#include "core/buf.h"
+#include "kernels/registry.h"
+
+namespace tessel::kernels {
+
+enum class ReduceOp : uint8_t { sum, mean, max, min, var };
+
+struct ReduceParams {
+  ReduceOp op;
+  Buf in;                 // ndim = kept + reduced
+  int reduced;            // how many trailing dims of `in` are reduced
+  Buf out;                // the kept dims: in.size[0 .. ndim - reduced)
+  Buf idx;                // max/min only, optional (data null): i64, same shape as out
+  double correction = 1;  // var: Bessel's correction by default
+};
+
+Family<ReduceParams>& reduce_family();
+void reduce_ref(const ReduceParams& p);
+void reduce_cpu(const ReduceParams& p);
+
+}  // namespace tessel::kernels

@@ -1,0 +1,108 @@
+// tests/helpers.h — what the suites share: random inputs on odd shapes, non-contiguous views,
+// closeness checks with a worst-element report, and running every registered kernel version.
+#pragma once
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <functional>
+#include <sstream>
+#include <string>
+
+#include "tessel.h"
+
+namespace tessel::testing {
+
+// A tensor of `shape` whose memory is NOT contiguous: a slice with step 2 of a transposed,
+// larger buffer. Values are randn. Use it wherever an op must handle arbitrary strides.
+inline Tensor noncontig_randn(const Shape& shape, DType dtype = DType::f32) {
+  if (shape.empty()) return randn({}, {.dtype = dtype});
+  Shape big = shape;
+  big.back() = shape.back() * 2;
+  std::swap(big.front(), big.back());
+  Tensor base = randn(big, {.dtype = dtype});
+  Tensor tr = transpose(base, 0, -1);                // shape with last dim doubled, strides permuted
+  Tensor v = slice(tr, -1, 0, shape.back() * 2, 2);  // every other element
+  return v.detach();
+}
+
+// max |a - b| / (atol + rtol |b|) over elements; <= 1 means close. NaN anywhere fails.
+struct Closeness {
+  bool ok = true;
+  double worst = 0;
+  int64_t where = -1;
+  double a = 0, b = 0;
+  std::string str() const {
+    std::ostringstream os;
+    os << "worst ratio " << worst << " at flat index " << where << ": got " << a << ", expected " << b;
+    return os.str();
+  }
+};
+
+inline Closeness closeness(const Tensor& got, const Tensor& want, double rtol, double atol) {
+  Closeness c;
+  REQUIRE_MESSAGE(got.sizes() == want.sizes(), "shapes differ: ", shape_str(got.sizes()), " vs ",
+                  shape_str(want.sizes()));
+  auto g = got.to_vector<double>();
+  auto w = want.to_vector<double>();
+  for (size_t i = 0; i < g.size(); ++i) {
+    double d = std::fabs(g[i] - w[i]);
+    bool both_nan = std::isnan(g[i]) && std::isnan(w[i]);
+    bool same_inf = std::isinf(g[i]) && g[i] == w[i];
+    double r = (both_nan || same_inf) ? 0 : (std::isnan(d) ? INFINITY : d / (atol + rtol * std::fabs(w[i])));
+    if (r > c.worst || std::isnan(g[i]) != std::isnan(w[i])) {
+      c.worst = std::isnan(g[i]) != std::isnan(w[i]) ? INFINITY : r;
+      c.where = static_cast<int64_t>(i);
+      c.a = g[i];
+      c.b = w[i];
+    }
+  }
+  c.ok = c.worst <= 1.0;
+  return c;
+}
+
+#define CHECK_CLOSE(got, want, rtol, atol)                                        \
+  do {                                                                            \
+    auto tessel_c_ = ::tessel::testing::closeness((got), (want), (rtol), (atol)); \
+    CHECK_MESSAGE(tessel_c_.ok, tessel_c_.str());                                 \
+  } while (0)
+
+#define CHECK_EQUAL_TENSOR(got, want) CHECK_CLOSE(got, want, 0.0, 0.0)
+
+// Tolerances by dtype for results compared against an f64 computation of the same math.
+inline double rtol_for(DType t) {
+  switch (t) {
+    case DType::f64: return 1e-10;
+    case DType::f32: return 1e-5;
+    case DType::bf16: return 2e-2;
+    case DType::f16: return 2e-3;
+    default: return 0;
+  }
+}
+
+// Odd and edge-case sizes the kernels must handle: 1, primes, around powers of two.
+inline const std::vector<int64_t>& odd_sizes() {
+  static const std::vector<int64_t> s = {1, 2, 3, 7, 31, 33, 65, 127};
+  return s;
+}
+
+}  // namespace tessel::testing
+
+namespace tessel::testing {
+// Gradchecks f on f64 copies of `inputs` (all requiring grad unless they are integer tensors).
+#define CHECK_GRADCHECK(f, ...)                             \
+  do {                                                      \
+    auto tessel_r_ = ::tessel::gradcheck((f), __VA_ARGS__); \
+    CHECK_MESSAGE(tessel_r_.ok, tessel_r_.message);         \
+  } while (0)
+
+// An f64 leaf with random values that requires grad: the usual gradcheck input.
+inline Tensor leaf64(const Shape& shape, double scale = 1.0) {
+  Tensor t = randn(shape, {.dtype = DType::f64});
+  if (scale != 1.0) {
+    NoGradGuard ng;
+    mul_(t, scale);
+  }
+  t.requires_grad_();
+  return t;
+}
+}  // namespace tessel::testing
