@@ -1,5 +1,6 @@
 // tessel.h — everything a program embedding tessel needs (installed as <tessel/tessel.h>).
 #pragma once
+#include "autograd/checkpoint.h"
 #include "autograd/engine.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops/copy.h"
