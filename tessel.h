@@ -4,6 +4,7 @@
 #include "autograd/gradcheck.h"
 #include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
+#include "autograd/ops/index.h"
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/view.h"
