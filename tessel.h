@@ -7,6 +7,7 @@
 #include "autograd/ops/index.h"
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/reduce.h"
+#include "autograd/ops/shape.h"
 #include "autograd/ops/view.h"
 #include "core/allocator.h"
 #include "core/parallel.h"
