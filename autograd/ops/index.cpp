@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "autograd/engine.h"
+#include "autograd/ops/copy.h"
 #include "autograd/ops/view.h"
 #include "kernels/index.h"
 
@@ -23,7 +24,9 @@ void check_index_dtype(const Tensor& index, const char* op) {
 
 // Smallest and largest value of an integer index tensor (any strides). One serial pass: cheap
 // next to the op itself, and it runs before any kernel so that a bad index never reaches one.
-std::pair<int64_t, int64_t> index_min_max(const Tensor& index) {
+std::pair<int64_t, int64_t> index_min_max(const Tensor& device_index) {
+  // Device-side indices are validated on the host: a bad index must never reach a kernel.
+  const Tensor index = device_index.device().is_cpu() ? device_index : to_device(device_index, Device::cpu());
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
   Buf b = index.buf();
   const int64_t* st[1] = {b.stride};

@@ -11,8 +11,8 @@ void matmul_ref(const MatmulParams& p) {
     using T = decltype(tag);
     const int nb = p.c.ndim - 2;
     const int64_t M = p.c.size[nb], N = p.c.size[nb + 1], K = p.a.size[nb + 1];
-    const int64_t batch = Buf(p.c).numel() / std::max<int64_t>(M * N, 1);
-    if (M == 0 || N == 0) return;
+    int64_t batch = 1;
+    for (int d = 0; d < nb; ++d) batch *= p.c.size[d];
     const int64_t *sa = p.a.stride + nb, *sb = p.b.stride + nb, *sc = p.c.stride + nb;
     const int64_t* st[3] = {p.a.stride, p.b.stride, p.c.stride};
     StridedCounter<3> it(nb, p.c.size, st);
