@@ -1,0 +1,30 @@
+// autograd/ops/matmul.h — matrix products: matmul (torch.matmul semantics), bmm, linear.
+//
+// matmul(a, b), by the ranks of a and b (like torch.matmul):
+//   1-d x 1-d   dot product, a 0-d result
+//   2-d x 2-d   the matrix product [M, K] @ [K, N] -> [M, N]
+//   1-d x n-d   a is promoted to [1, K]; the prepended dim is removed from the result
+//   n-d x 1-d   b is promoted to [K, 1]; the appended dim is removed from the result
+//   n-d x n-d   batched: the dims before the last two broadcast (NumPy rules), so
+//               [B, 1, M, K] @ [H, K, N] -> [B, H, M, N]
+// Both operands must be floating and of the same dtype (f32, f64, bf16, f16; bf16/f16
+// accumulate in f32): mixed dtypes are rejected, as in PyTorch's matmul, rather than promoted
+// silently — convert one side with to_dtype() first. 0-d operands are rejected (use mul).
+// Transposed or otherwise strided operands are used in place (the kernel takes any strides).
+//
+// Backward: dA = dC @ B^T and dB = A^T @ dC (transposes are views), each summed back over the
+// batch dims that broadcasting stretched. The backward is built from matmul itself, so
+// double backward works.
+#pragma once
+#include "core/tensor.h"
+
+namespace tessel {
+
+Tensor matmul(const Tensor& a, const Tensor& b);
+// Strictly 3-d batched product: [B, M, K] @ [B, K, N] -> [B, M, N], no broadcasting.
+Tensor bmm(const Tensor& a, const Tensor& b);
+// y = x @ weight^T + bias, with weight [out_features, in_features], x [..., in_features] and
+// bias (optional: pass an undefined Tensor) [out_features]. y is [..., out_features].
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+}  // namespace tessel
