@@ -149,15 +149,15 @@ Tensor class_loss(LossOp op, const Tensor& scores, const Tensor& targets, double
   const int64_t N = ct.scores.size(0);
   if (needs_grad({ct.scores}))
     record(name, out, {ct.scores},
-           [op, name, sx = Saved(ct.scores, name), tg = ct.targets, lse = rl.lse, reduction, N, count = ct.count,
-            label_smoothing, ignore_index](const Tensor& g, const Tensor&) {
+           [op, name, sx = Saved(ct.scores, name), st = Saved(ct.targets, name), lse = rl.lse, reduction, N,
+            count = ct.count, label_smoothing, ignore_index](const Tensor& g, const Tensor&) {
              const Tensor& x = sx.get();
              check(!needs_grad({g, x}), name,
                    "double backward is not supported: the gradient is a fused kernel "
                    "(backward with create_graph=true reached it)");
              Tensor grow = row_grads(g, reduction, N, count);
              LossOp bop = op == LossOp::cross_entropy ? LossOp::cross_entropy_backward : LossOp::nll_backward;
-             return TensorList{run_backward(bop, x, tg, lse, grow, label_smoothing, ignore_index)};
+             return TensorList{run_backward(bop, x, st.get(), lse, grow, label_smoothing, ignore_index)};
            });
   return reduction == Reduction::none ? reshape(out, targets.sizes()) : out;
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/vec_exp.h"
 
 namespace tessel::kernels {
 namespace {
@@ -31,7 +32,7 @@ void loss_rows(const LossParams& p) {
   const bool bwd = loss_is_backward(p.op);
   const S eps = static_cast<S>(p.label_smoothing);
   const bool direct = std::is_same_v<T, S> && s1 == 1;
-  parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(C, 1)), [&](int64_t n0, int64_t n1) {
+  parallel_for(N, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(C, 1)), [&](int64_t n0, int64_t n1) {
     std::vector<S> scratch(direct ? 0 : static_cast<size_t>(C));
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t t = static_cast<int64_t>(tg[n * p.target.stride[0]]);
@@ -52,7 +53,7 @@ void loss_rows(const LossParams& p) {
           S s = 0, sum_x = 0;
 #pragma omp simd reduction(+ : s, sum_x)
           for (int64_t c = 0; c < C; ++c) {
-            s += std::exp(x[c] - m);
+            s += vexp(x[c] - m);
             sum_x += x[c];
           }
           const S lse = m + std::log(s);
@@ -76,12 +77,12 @@ void loss_rows(const LossParams& p) {
         const S floor_q = eps / static_cast<S>(C);  // every class's share of the smoothed target
         if (ds == 1) {
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>((std::exp(x[c] - lse) - floor_q) * g);
+          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>((vexp(x[c] - lse) - floor_q) * g);
         } else {
-          for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>((std::exp(x[c] - lse) - floor_q) * g);
+          for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>((vexp(x[c] - lse) - floor_q) * g);
         }
         // The target's extra (1 - eps), applied to the one element it touches.
-        dx[t * ds] = static_cast<T>((std::exp(x[t] - lse) - floor_q - (S(1) - eps)) * g);
+        dx[t * ds] = static_cast<T>((vexp(x[t] - lse) - floor_q - (S(1) - eps)) * g);
       } else {
         for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>(S(0));
         dx[t * ds] = static_cast<T>(-g);

@@ -52,7 +52,7 @@ void forward(const NormParams& p) {
     if (w) ws[c] = static_cast<S>(w[c]);
     if (b) bs[c] = static_cast<S>(b[c]);
   }
-  parallel_for(R, std::max<int64_t>(1, 8192 / C), [&](int64_t r0, int64_t r1) {
+  parallel_for(R, std::max<int64_t>(1, (1 << 15) / C), [&](int64_t r0, int64_t r1) {
     std::vector<S> xs(std::is_same_v<T, S> ? 0 : static_cast<size_t>(C));
     const S* wp = ws.data();
     const S* bp = bs.data();
@@ -96,7 +96,9 @@ void backward(const NormParams& p) {
     part_w.assign(static_cast<size_t>(chunks * C), S(0));
     part_b.assign(static_cast<size_t>(chunks * C), S(0));
   }
-  parallel_for(chunks, 1, [&](int64_t k0, int64_t k1) {
+  // Threads take whole chunks; wake them only for at least ~32K elements each.
+  const int64_t chunk_elems = std::max<int64_t>(1, R / chunks * C);
+  parallel_for(chunks, std::max<int64_t>(1, (1 << 15) / chunk_elems), [&](int64_t k0, int64_t k1) {
     std::vector<S> xs(std::is_same_v<T, S> ? 0 : static_cast<size_t>(C));
     std::vector<S> gs(std::is_same_v<T, S> ? 0 : static_cast<size_t>(C));
     const S* wp = ws.data();
@@ -139,7 +141,7 @@ void backward(const NormParams& p) {
   if (!want_dwb) return;
   T* dw = p.dweight.ptr<T>();
   T* db = p.dbias.ptr<T>();
-  parallel_for(C, 4096, [&](int64_t c0, int64_t c1) {
+  parallel_for(C, std::max<int64_t>(1, (1 << 15) / chunks), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       S sw = 0, sb = 0;
       for (int64_t k = 0; k < chunks; ++k) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/vec_exp.h"
 
 namespace tessel::kernels {
 namespace {
@@ -41,7 +42,7 @@ void softmax_row(SoftmaxOp op, const A* x, const A* g, A* out, int64_t C) {
       if (op == SoftmaxOp::softmax) {
 #pragma omp simd reduction(+ : s)
         for (int64_t c = 0; c < C; ++c) {
-          A e = std::exp(x[c] - m);
+          A e = vexp(x[c] - m);
           out[c] = e;
           s += e;
         }
@@ -50,7 +51,7 @@ void softmax_row(SoftmaxOp op, const A* x, const A* g, A* out, int64_t C) {
         for (int64_t c = 0; c < C; ++c) out[c] *= inv;
       } else {
 #pragma omp simd reduction(+ : s)
-        for (int64_t c = 0; c < C; ++c) s += std::exp(x[c] - m);
+        for (int64_t c = 0; c < C; ++c) s += vexp(x[c] - m);
         const A log_s = std::log(s);
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) - log_s;
@@ -69,7 +70,7 @@ void softmax_row(SoftmaxOp op, const A* x, const A* g, A* out, int64_t C) {
       A s = 0;
 #pragma omp simd reduction(+ : s)
       for (int64_t c = 0; c < C; ++c) s += g[c];
-      for (int64_t c = 0; c < C; ++c) out[c] = g[c] - std::exp(x[c]) * s;
+      for (int64_t c = 0; c < C; ++c) out[c] = g[c] - vexp(x[c]) * s;
       break;
     }
   }
@@ -93,7 +94,7 @@ void softmax_rows(const SoftmaxParams& p) {
   const T* in = p.in.ptr<T>();
   const T* grad = bwd ? p.grad.ptr<T>() : nullptr;
   T* out = p.out.ptr<T>();
-  parallel_for(R, std::max<int64_t>(1, 16384 / C), [&](int64_t r0, int64_t r1) {
+  parallel_for(R, std::max<int64_t>(1, (1 << 15) / C), [&](int64_t r0, int64_t r1) {
     StridedCounter<3> it(outer, p.in.size, st);
     it.seek(r0);
     std::vector<A> xs, gs;

@@ -122,6 +122,15 @@ TEST_SUITE("autograd") {
     CHECK_CLOSE(b.grad(), b2.grad(), 1e-12, 1e-12);
   }
 
+  TEST_CASE("layer_norm: no rows gives an empty result and zero weight and bias gradients") {
+    Tensor x = leaf64({0, 4}), w = leaf64({4}), b = leaf64({4});
+    Tensor y = layer_norm(x, {4}, w, b);
+    CHECK(y.sizes() == Shape{0, 4});
+    sum(y).backward();
+    CHECK_CLOSE(w.grad(), zeros({4}, {.dtype = DType::f64}), 0.0, 0.0);
+    CHECK_CLOSE(b.grad(), zeros({4}, {.dtype = DType::f64}), 0.0, 0.0);
+  }
+
   TEST_CASE("layer_norm / rms_norm: double backward throws a clear error") {
     Tensor x = leaf64({2, 4});
     Tensor y = sum(layer_norm(x, {4}) * randn({2, 4}, {.dtype = DType::f64}));

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "kernels/vec_exp.h"
 #include "tests/helpers.h"
 
 using namespace tessel;
@@ -92,6 +93,26 @@ TEST_SUITE("kernels") {
           }
       }
     CHECK(runs > 500);
+  }
+
+  TEST_CASE("softmax: the vectorizable exp_f32 is within 2 ulp of exp, with IEEE edge cases") {
+    double worst = 0;
+    for (int i = 0; i <= 200000; ++i) {
+      const float x = -87.3f + 176.0f * static_cast<float>(i) / 200000.0f;  // the normal results
+      const double want = std::exp(static_cast<double>(x));
+      if (want > 3.4e38) continue;
+      worst = std::max(worst, std::fabs(kernels::exp_f32(x) - want) / want);
+    }
+    CHECK(worst < 2.4e-7);  // 2 ulp of f32
+    CHECK(kernels::exp_f32(0.0f) == 1.0f);
+    // Subnormal results, to within their absolute spacing.
+    for (float x : {-90.0f, -95.5f, -100.0f, -103.0f})
+      CHECK(std::fabs(kernels::exp_f32(x) - std::exp(static_cast<double>(x))) < 2e-45);
+    CHECK(kernels::exp_f32(-INFINITY) == 0.0f);
+    CHECK(kernels::exp_f32(-1000.0f) == 0.0f);
+    CHECK(kernels::exp_f32(INFINITY) == INFINITY);
+    CHECK(kernels::exp_f32(89.0f) == INFINITY);
+    CHECK(std::isnan(kernels::exp_f32(NAN)));
   }
 
   TEST_CASE("softmax: ref against f64 math and rows summing to one") {
