@@ -1,0 +1,117 @@
+// kernels/cpu/loss.cpp — fused cross-entropy / NLL forward and backward with OpenMP threads.
+//
+// Threads split the rows. Cross-entropy forward makes two unit-stride passes over a row (max;
+// then sum of exp(x - max) together with sum of x for label smoothing) and stores only lse and
+// the loss: 2 reads of C elements, ~4C flops + C exponentials per row, never materializing the
+// probabilities. Backward recomputes p = exp(x - lse) from the saved lse in the one pass that
+// writes dx, so the whole loss costs three reads and one write of the logits — the reason to
+// fuse it instead of composing log_softmax and a gather. Rows whose class dim is strided, or
+// stored as bf16/f16, are widened into a per-thread scratch row first.
+#include "kernels/loss.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/vec_exp.h"
+
+namespace tessel::kernels {
+namespace {
+
+template <class T, class S, class I>
+void loss_rows(const LossParams& p) {
+  const int64_t N = p.input.size[0], C = p.input.size[1];
+  if (N == 0) return;
+  const int64_t s0 = p.input.stride[0], s1 = p.input.stride[1];
+  const T* in = p.input.ptr<T>();
+  const I* tg = p.target.ptr<I>();
+  const bool ce = p.op == LossOp::cross_entropy || p.op == LossOp::cross_entropy_backward;
+  const bool bwd = loss_is_backward(p.op);
+  const S eps = static_cast<S>(p.label_smoothing);
+  const bool direct = std::is_same_v<T, S> && s1 == 1;
+  parallel_for(N, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(C, 1)), [&](int64_t n0, int64_t n1) {
+    std::vector<S> scratch(direct ? 0 : static_cast<size_t>(C));
+    for (int64_t n = n0; n < n1; ++n) {
+      const int64_t t = static_cast<int64_t>(tg[n * p.target.stride[0]]);
+      const bool ignored = t == p.ignore_index;
+      const S* x = scratch.data();
+      if constexpr (std::is_same_v<T, S>) {
+        if (direct) x = in + n * s0;
+      }
+      if (!direct) {
+        for (int64_t c = 0; c < C; ++c) scratch[c] = static_cast<S>(in[n * s0 + c * s1]);
+      }
+      if (!bwd) {
+        S loss = 0;
+        if (ce) {
+          S m = -std::numeric_limits<S>::infinity();
+#pragma omp simd reduction(max : m)
+          for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
+          S s = 0, sum_x = 0;
+#pragma omp simd reduction(+ : s, sum_x)
+          for (int64_t c = 0; c < C; ++c) {
+            s += vexp(x[c] - m);
+            sum_x += x[c];
+          }
+          const S lse = m + std::log(s);
+          if (!ignored) loss = lse - (S(1) - eps) * x[t] - (eps > 0 ? eps * sum_x / static_cast<S>(C) : S(0));
+          p.lse.ptr<S>()[n * p.lse.stride[0]] = lse;
+        } else if (!ignored) {
+          loss = -x[t];
+        }
+        p.loss.ptr<S>()[n * p.loss.stride[0]] = loss;
+        continue;
+      }
+      T* dx = p.dinput.ptr<T>() + n * p.dinput.stride[0];
+      const int64_t ds = p.dinput.stride[1];
+      if (ignored) {
+        for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>(S(0));
+        continue;
+      }
+      const S g = p.grad_row.ptr<S>()[n * p.grad_row.stride[0]];
+      if (ce) {
+        const S lse = p.lse.ptr<S>()[n * p.lse.stride[0]];
+        const S floor_q = eps / static_cast<S>(C);  // every class's share of the smoothed target
+        if (ds == 1) {
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>((vexp(x[c] - lse) - floor_q) * g);
+        } else {
+          for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>((vexp(x[c] - lse) - floor_q) * g);
+        }
+        // The target's extra (1 - eps), applied to the one element it touches.
+        dx[t * ds] = static_cast<T>((vexp(x[t] - lse) - floor_q - (S(1) - eps)) * g);
+      } else {
+        for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>(S(0));
+        dx[t * ds] = static_cast<T>(-g);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void loss_cpu(const LossParams& p) {
+  visit_floating(p.input.dtype, "loss_cpu", [&](auto tag) {
+    using T = decltype(tag);
+    using S = std::conditional_t<std::is_same_v<T, double>, double, float>;
+    if (p.target.dtype == DType::i32)
+      loss_rows<T, S, int32_t>(p);
+    else
+      loss_rows<T, S, int64_t>(p);
+  });
+}
+
+Family<LossParams>& loss_family() {
+  static Family<LossParams>* f = [] {
+    auto* fam = new Family<LossParams>("loss");
+    fam->add("ref", DeviceType::cpu, 0, loss_ref);
+    fam->add("cpu", DeviceType::cpu, 10, loss_cpu);
+    return fam;
+  }();
+  return *f;
+}
+
+}  // namespace tessel::kernels
