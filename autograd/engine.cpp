@@ -2,7 +2,6 @@
 #include "autograd/engine.h"
 
 #include <atomic>
-#include <optional>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -244,16 +243,8 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_gra
     check(g.sizes() == sizes(), "backward", "gradient of shape ", g.sizes(), " does not match the tensor's shape ",
           sizes());
   }
-  std::optional<NoGradGuard> ng;
-  std::optional<EnableGradGuard> eg;
-  if (create_graph)
-    eg.emplace();
-  else
-    ng.emplace();
-  RunOptions o;
-  o.retain_graph = retain_graph || create_graph;
-  o.create_graph = create_graph;
-  run_backward({*this}, {g}, o);
+  GradModeGuard mode(create_graph);  // record the backward only when asked to
+  run_backward({*this}, {g}, {.retain_graph = retain_graph || create_graph, .create_graph = create_graph});
 }
 
 TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs, bool retain_graph,
@@ -283,20 +274,14 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const Tenso
     }
   }
   TensorList captured(inputs.size());
-  std::optional<NoGradGuard> ng;
-  std::optional<EnableGradGuard> eg;
-  if (create_graph)
-    eg.emplace();
-  else
-    ng.emplace();
-  RunOptions o;
-  o.retain_graph = retain_graph || create_graph;
-  o.create_graph = create_graph;
-  o.accumulate = false;
-  o.want_leaf = &want_leaf;
-  o.want_node = &want_node;
-  o.captured = &captured;
-  run_backward(outputs, gs, o);
+  GradModeGuard mode(create_graph);
+  run_backward(outputs, gs,
+               {.retain_graph = retain_graph || create_graph,
+                .create_graph = create_graph,
+                .accumulate = false,
+                .want_leaf = &want_leaf,
+                .want_node = &want_node,
+                .captured = &captured});
   return captured;
 }
 

@@ -70,12 +70,8 @@ bool ew_allows_integers(EwOp op) {
 }
 
 Family<ElementwiseParams>& elementwise_family() {
-  static Family<ElementwiseParams>* f = [] {
-    auto* fam = new Family<ElementwiseParams>("elementwise");
-    fam->add("ref", DeviceType::cpu, 0, elementwise_ref);
-    fam->add("cpu", DeviceType::cpu, 10, elementwise_cpu);
-    return fam;
-  }();
+  static Family<ElementwiseParams>* f =
+      make_cpu_family<ElementwiseParams>("elementwise", elementwise_ref, elementwise_cpu);
   return *f;
 }
 

@@ -87,4 +87,14 @@ class Family {
   std::vector<Version> versions_;
 };
 
+// The table every family starts with: the "ref" oracle (priority 0) and the "cpu" version
+// (priority 10). Backends add their versions to it (CUDA: kernels/cuda/<family>.cu).
+template <class Params>
+Family<Params>* make_cpu_family(std::string name, typename Family<Params>::Fn ref, typename Family<Params>::Fn cpu) {
+  auto* fam = new Family<Params>(std::move(name));  // never destroyed: usable during static teardown
+  fam->add("ref", DeviceType::cpu, 0, ref);
+  fam->add("cpu", DeviceType::cpu, 10, cpu);
+  return fam;
+}
+
 }  // namespace tessel::kernels

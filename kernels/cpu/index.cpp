@@ -81,12 +81,7 @@ void index_cpu(const IndexParams& p) {
 }
 
 Family<IndexParams>& index_family() {
-  static Family<IndexParams>* f = [] {
-    auto* fam = new Family<IndexParams>("index");
-    fam->add("ref", DeviceType::cpu, 0, index_ref);
-    fam->add("cpu", DeviceType::cpu, 10, index_cpu);
-    return fam;
-  }();
+  static Family<IndexParams>* f = make_cpu_family<IndexParams>("index", index_ref, index_cpu);
   return *f;
 }
 

@@ -105,12 +105,7 @@ void loss_cpu(const LossParams& p) {
 }
 
 Family<LossParams>& loss_family() {
-  static Family<LossParams>* f = [] {
-    auto* fam = new Family<LossParams>("loss");
-    fam->add("ref", DeviceType::cpu, 0, loss_ref);
-    fam->add("cpu", DeviceType::cpu, 10, loss_cpu);
-    return fam;
-  }();
+  static Family<LossParams>* f = make_cpu_family<LossParams>("loss", loss_ref, loss_cpu);
   return *f;
 }
 

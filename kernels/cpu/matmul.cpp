@@ -197,12 +197,7 @@ void matmul_cpu(const MatmulParams& p) {
 }
 
 Family<MatmulParams>& matmul_family() {
-  static Family<MatmulParams>* f = [] {
-    auto* fam = new Family<MatmulParams>("matmul");
-    fam->add("ref", DeviceType::cpu, 0, matmul_ref);
-    fam->add("cpu", DeviceType::cpu, 10, matmul_cpu);
-    return fam;
-  }();
+  static Family<MatmulParams>* f = make_cpu_family<MatmulParams>("matmul", matmul_ref, matmul_cpu);
   return *f;
 }
 

@@ -179,12 +179,7 @@ void norm_cpu(const NormParams& p) {
 }
 
 Family<NormParams>& norm_family() {
-  static Family<NormParams>* f = [] {
-    auto* fam = new Family<NormParams>("norm");
-    fam->add("ref", DeviceType::cpu, 0, norm_ref);
-    fam->add("cpu", DeviceType::cpu, 10, norm_cpu);
-    return fam;
-  }();
+  static Family<NormParams>* f = make_cpu_family<NormParams>("norm", norm_ref, norm_cpu);
   return *f;
 }
 

@@ -78,12 +78,7 @@ void reduce_cpu(const ReduceParams& p) {
 }
 
 Family<ReduceParams>& reduce_family() {
-  static Family<ReduceParams>* f = [] {
-    auto* fam = new Family<ReduceParams>("reduce");
-    fam->add("ref", DeviceType::cpu, 0, reduce_ref);
-    fam->add("cpu", DeviceType::cpu, 10, reduce_cpu);
-    return fam;
-  }();
+  static Family<ReduceParams>* f = make_cpu_family<ReduceParams>("reduce", reduce_ref, reduce_cpu);
   return *f;
 }
 

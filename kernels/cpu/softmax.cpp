@@ -136,12 +136,7 @@ void softmax_cpu(const SoftmaxParams& p) {
 }
 
 Family<SoftmaxParams>& softmax_family() {
-  static Family<SoftmaxParams>* f = [] {
-    auto* fam = new Family<SoftmaxParams>("softmax");
-    fam->add("ref", DeviceType::cpu, 0, softmax_ref);
-    fam->add("cpu", DeviceType::cpu, 10, softmax_cpu);
-    return fam;
-  }();
+  static Family<SoftmaxParams>* f = make_cpu_family<SoftmaxParams>("softmax", softmax_ref, softmax_cpu);
   return *f;
 }
 
