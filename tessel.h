@@ -7,6 +7,7 @@
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/view.h"
 #include "core/allocator.h"
+#include "core/config.h"
 #include "core/cpu_features.h"
 #include "core/parallel.h"
 #include "core/rng.h"
