@@ -51,7 +51,9 @@ constexpr const char* kFooter =
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "tessel"};
   app.footer(kFooter);
-  app.require_subcommand(1);
+  // At most one subcommand; an unknown word is reported as such ("not expected: train-mlp")
+  // rather than as a missing subcommand, and no subcommand at all prints the help.
+  app.require_subcommand(0, 1);
   app.fallthrough();  // global options may also follow the subcommand
 
   int threads = 0;
@@ -73,6 +75,8 @@ int main(int argc, char** argv) {
     if (threads > 0) tessel::set_num_threads(threads);
     for (auto& [cmd, action] : actions)
       if (cmd->parsed()) return action();
+    std::fputs(app.help().c_str(), stderr);
+    return 2;
   } catch (const tessel::Error& e) {
     std::fprintf(stderr, "tessel: %s\n", e.what());
     return 1;
@@ -80,5 +84,4 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tessel: unexpected error: %s\n", e.what());
     return 1;
   }
-  return 0;
 }
