@@ -14,6 +14,8 @@
 #include "autograd/ops/softmax.h"
 #include "autograd/ops/view.h"
 #include "core/allocator.h"
+#include "core/config.h"
+#include "core/cpu_features.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/shape.h"
