@@ -44,8 +44,8 @@ Dataset make_spiral(int64_t classes, int64_t per_class, double noise) {
   NoGradGuard ng;
   Tensor r = arange(0.0, 1.0, 1.0 / static_cast<double>(per_class), {.dtype = DType::f32});  // [n]
   r = narrow(r, 0, 0, per_class);
-  Tensor k = reshape(arange(classes, {.dtype = DType::f32}), {classes, 1});                // [K, 1]
-  Tensor angle = r * 4.0 + k * (2 * std::numbers::pi / static_cast<double>(classes));         // [K, n]
+  Tensor k = reshape(arange(classes, {.dtype = DType::f32}), {classes, 1});            // [K, 1]
+  Tensor angle = r * 4.0 + k * (2 * std::numbers::pi / static_cast<double>(classes));  // [K, n]
   angle = angle + randn(angle.sizes()) * noise;
   Tensor xs = reshape(mul(r, sin(angle)), {-1, 1});
   Tensor ys = reshape(mul(r, cos(angle)), {-1, 1});
@@ -115,9 +115,10 @@ int run(const Options& o) {
     velocity.push_back(zeros_like(p));
     count += p.numel();
   }
-  std::printf("tessel train-mlp: %lld-arm spiral, %lld train / %lld test points; MLP 2-%lld-%lld-%lld (%lld parameters)\n",
-              (long long)o.classes, (long long)n_train, (long long)(n - n_train), (long long)o.hidden,
-              (long long)o.hidden, (long long)o.classes, (long long)count);
+  std::printf(
+      "tessel train-mlp: %lld-arm spiral, %lld train / %lld test points; MLP 2-%lld-%lld-%lld (%lld parameters)\n",
+      (long long)o.classes, (long long)n_train, (long long)(n - n_train), (long long)o.hidden, (long long)o.hidden,
+      (long long)o.classes, (long long)count);
   std::printf("SGD momentum %.2f, lr %.3g with cosine decay, batch %lld, %d threads\n\n", o.momentum, o.lr,
               (long long)o.batch, get_num_threads());
   std::printf("%6s  %8s  %9s  %8s  %8s  %7s\n", "step", "loss", "train_acc", "test_acc", "lr", "ms/step");
@@ -172,21 +173,21 @@ int run(const Options& o) {
   return 0;
 }
 
-Command train_mlp{"train-mlp", "Train a small MLP on a synthetic spiral task (the end-to-end example)",
-                  [](CLI::App& cmd) -> Action {
-                    auto o = std::make_shared<Options>();
-                    cmd.add_option("--classes", o->classes, "Spiral arms = classes")->capture_default_str();
-                    cmd.add_option("--points", o->points, "Points per class (2/3 train, 1/3 test)")->capture_default_str();
-                    cmd.add_option("--noise", o->noise, "Angular noise (radians, std. dev.)")->capture_default_str();
-                    cmd.add_option("--hidden", o->hidden, "Width of the two hidden layers")->capture_default_str();
-                    cmd.add_option("--steps", o->steps, "Optimizer steps")->capture_default_str();
-                    cmd.add_option("--batch", o->batch, "Batch size")->capture_default_str();
-                    cmd.add_option("--lr", o->lr, "Peak learning rate (cosine decay to 0)")->capture_default_str();
-                    cmd.add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
-                    cmd.add_option("--seed", o->seed, "Seed for data, initialization and batches")->capture_default_str();
-                    cmd.add_option("--log-every", o->log_every, "Print a line every N steps")->capture_default_str();
-                    return [o] { return run(*o); };
-                  }};
+Command train_mlp{
+    "train-mlp", "Train a small MLP on a synthetic spiral task (the end-to-end example)", [](CLI::App& cmd) -> Action {
+      auto o = std::make_shared<Options>();
+      cmd.add_option("--classes", o->classes, "Spiral arms = classes")->capture_default_str();
+      cmd.add_option("--points", o->points, "Points per class (2/3 train, 1/3 test)")->capture_default_str();
+      cmd.add_option("--noise", o->noise, "Angular noise (radians, std. dev.)")->capture_default_str();
+      cmd.add_option("--hidden", o->hidden, "Width of the two hidden layers")->capture_default_str();
+      cmd.add_option("--steps", o->steps, "Optimizer steps")->capture_default_str();
+      cmd.add_option("--batch", o->batch, "Batch size")->capture_default_str();
+      cmd.add_option("--lr", o->lr, "Peak learning rate (cosine decay to 0)")->capture_default_str();
+      cmd.add_option("--momentum", o->momentum, "SGD momentum")->capture_default_str();
+      cmd.add_option("--seed", o->seed, "Seed for data, initialization and batches")->capture_default_str();
+      cmd.add_option("--log-every", o->log_every, "Print a line every N steps")->capture_default_str();
+      return [o] { return run(*o); };
+    }};
 
 }  // namespace
 }  // namespace tessel::cli
