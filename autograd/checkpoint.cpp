@@ -23,6 +23,13 @@ Tensor checkpoint(const CheckpointFn& fn, const TensorList& inputs) {
   std::vector<Saved> saved;
   for (const Tensor& t : inputs) saved.emplace_back(t, "checkpoint");
   record("checkpoint", result, inputs, [fn, saved, rng_before](const Tensor& g, const Tensor&) {
+    // The recomputed graph is backpropagated with backward(), which accumulates into .grad and
+    // records nothing: right for training, wrong for grad() and for double backward.
+    check(!GradMode::is_enabled(), "checkpoint",
+          "double backward (create_graph=true) through a checkpointed function is not supported");
+    check(!grad_api_running(), "checkpoint",
+          "tessel::grad() through a checkpointed function is not supported (the gradients of its "
+          "parameters would go to .grad); use backward()");
     // Recompute with recording on, replaying the random stream fn saw the first time.
     TensorList xs;
     for (const Saved& s : saved) {

@@ -14,10 +14,12 @@ namespace tessel {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local int g_grad_api_depth = 0;  // > 0 while tessel::grad() runs
 std::atomic<uint64_t> g_next_seq{0};
 }  // namespace
 
 bool GradMode::is_enabled() { return g_grad_enabled; }
+bool grad_api_running() { return g_grad_api_depth > 0; }
 void GradMode::set_enabled(bool on) { g_grad_enabled = on; }
 
 bool needs_grad(std::initializer_list<Tensor> inputs) {
@@ -88,21 +90,30 @@ struct RunOptions {
   bool retain_graph = false;
   bool create_graph = false;
   bool accumulate = true;  // into leaves' .grad (false for grad())
-  // grad(): where the gradients of the requested inputs go.
-  std::unordered_map<const TensorImpl*, size_t>* want_leaf = nullptr;
-  std::unordered_map<const Node*, size_t>* want_node = nullptr;
+  // grad(): where the gradients of the requested inputs go (an input may be listed twice).
+  std::unordered_map<const TensorImpl*, std::vector<size_t>>* want_leaf = nullptr;
+  std::unordered_map<const Node*, std::vector<size_t>>* want_node = nullptr;
   TensorList* captured = nullptr;
 };
 
-// Adds g into `slot` (which may be undefined). Without create_graph the sum is done in place on
-// a tensor the engine owns; with it, out of place so that the sum itself is recorded.
+// Sums the gradients reaching a Node by several paths. Always out of place: the tensors summed
+// may be shared (add's backward hands the same gradient to both inputs), and a pending sum is
+// never visible outside the engine, so the first arrival needs no copy.
+void sum_pending(Tensor& slot, const Tensor& g) { slot = slot.defined() ? add(slot, g) : g; }
+
+// Adds g into a gradient the user can see: a leaf's .grad, a retained grad, a grad() result.
+// The first gradient is adopted only when nothing else can see its memory (one handle, one
+// view, memory tessel owns) and copied otherwise, so that a later in-place accumulation or the
+// user's zero_() never writes into a tensor someone else holds. With create_graph the copy and
+// the sums are recorded ops.
 void accumulate_into(Tensor& slot, const Tensor& g, bool create_graph) {
   if (!slot.defined()) {
-    // Adopt g when nothing else can see its memory; otherwise copy, so that a later in-place
-    // accumulation cannot write into a tensor someone else holds.
     bool owned =
-        g.storage().use_count() == 1 && g.impl_ptr().use_count() == 1 && g.is_contiguous() && !g.requires_grad();
-    slot = create_graph ? g : (owned ? g.detach() : clone(g.detach()));
+        g.storage().use_count() == 1 && g.impl_ptr().use_count() == 1 && !g.storage()->deleter && g.is_contiguous();
+    if (create_graph)
+      slot = owned ? g : clone(g);
+    else
+      slot = owned && !g.requires_grad() ? g.detach() : clone(g.detach());
   } else if (create_graph) {
     slot = add(slot, g);
   } else {
@@ -111,16 +122,32 @@ void accumulate_into(Tensor& slot, const Tensor& g, bool create_graph) {
   }
 }
 
+// Runs tensor hooks in order; each may replace the gradient with one of the same shape and dtype.
+Tensor apply_hooks(const std::vector<TensorHook>& hooks, Tensor g) {
+  for (const TensorHook& h : hooks) {
+    Tensor r = h(g);
+    if (!r.defined()) continue;
+    check(r.sizes() == g.sizes() && r.dtype() == g.dtype() && r.device() == g.device(), "register_hook",
+          "a hook returned a gradient of shape ", r.sizes(), " (", dtype_name(r.dtype()), ") for a gradient of shape ",
+          g.sizes(), " (", dtype_name(g.dtype()), "); a hook must keep the shape and dtype");
+    g = r;
+  }
+  return g;
+}
+
+template <class Key>
+void capture(const std::unordered_map<const Key*, std::vector<size_t>>* want, const Key* key, const Tensor& g,
+             const RunOptions& o) {
+  if (!want) return;
+  auto it = want->find(key);
+  if (it == want->end()) return;
+  for (size_t pos : it->second) accumulate_into((*o.captured)[pos], g, o.create_graph);
+}
+
 // Takes g by value: when the caller moves its handle in, g is the only owner and may be adopted.
 void deliver_to_leaf(const std::shared_ptr<TensorImpl>& leaf, Tensor g, const RunOptions& o) {
-  for (const TensorHook& h : leaf->hooks) {
-    Tensor r = h(g);
-    if (r.defined()) g = r;
-  }
-  if (o.want_leaf) {
-    auto it = o.want_leaf->find(leaf.get());
-    if (it != o.want_leaf->end()) accumulate_into((*o.captured)[it->second], g, o.create_graph);
-  }
+  g = apply_hooks(leaf->hooks, std::move(g));
+  capture(o.want_leaf, leaf.get(), g, o);
   if (o.accumulate) {
     Tensor slot = leaf->grad ? Tensor(leaf->grad) : Tensor();
     accumulate_into(slot, g, o.create_graph);
@@ -168,7 +195,7 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, const R
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& r = roots[i];
     if (r.grad_fn()) {
-      accumulate_into(pending[r.grad_fn().get()], root_grads[i], true);
+      sum_pending(pending[r.grad_fn().get()], root_grads[i]);
       if (deps[r.grad_fn().get()] == 0 && seen.erase(r.grad_fn().get())) ready.push(r.grad_fn());
     } else {
       deliver_to_leaf(r.impl_ptr(), root_grads[i], o);
@@ -185,16 +212,13 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, const R
     }
     TensorList grads(n->next.size());
     if (g.defined()) {
-      for (const TensorHook& h : n->pre_hooks)
-        if (Tensor r = h(g); r.defined()) g = r;
+      g = apply_hooks(n->pre_hooks, std::move(g));
       if (auto keep = n->retain_into.lock()) {
         Tensor slot = keep->grad ? Tensor(keep->grad) : Tensor();
         accumulate_into(slot, g, o.create_graph);
         keep->grad = slot.impl_ptr();
       }
-      if (o.want_node)
-        if (auto it = o.want_node->find(n.get()); it != o.want_node->end())
-          accumulate_into((*o.captured)[it->second], g, o.create_graph);
+      capture(o.want_node, n.get(), g, o);
       if (!n->backward)
         fail(n->name.c_str(),
              "backward through this part of the graph a second time, but its saved "
@@ -202,10 +226,10 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, const R
       grads = n->backward(g, saved_output_of(n));
       check(grads.size() == n->next.size(), n->name.c_str(), "internal error: backward returned ", grads.size(),
             " gradients for ", n->next.size(), " inputs");
-      if (!o.retain_graph) {
-        n->backward = nullptr;
-        n->saved_output = Tensor();
-      }
+    }
+    if (!o.retain_graph) {  // free what the op saved, whether or not a gradient reached it
+      n->backward = nullptr;
+      n->saved_output = Tensor();
     }
     for (size_t i = 0; i < n->next.size(); ++i) {
       const Edge& e = n->next[i];
@@ -218,13 +242,22 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, const R
         if (gi.dtype() != n->input_dtypes[i]) gi = to_dtype(gi, n->input_dtypes[i]);
       }
       if (e.fn) {
-        if (gi.defined()) accumulate_into(pending[e.fn.get()], gi, true);
+        if (gi.defined()) sum_pending(pending[e.fn.get()], gi);
         if (--deps[e.fn.get()] == 0) ready.push(e.fn);
       } else if (e.leaf && gi.defined()) {
         deliver_to_leaf(e.leaf, std::move(gi), o);
       }
     }
   }
+}
+
+// A gradient the caller passed for tensor t: same shape and device, floating (converted to t's
+// dtype if it differs).
+Tensor checked_gradient(const Tensor& g, const Tensor& t, const char* op) {
+  check(g.sizes() == t.sizes(), op, "gradient of shape ", g.sizes(), " does not match the tensor's shape ", t.sizes());
+  check(g.device() == t.device(), op, "gradient is on ", g.device().str(), " but the tensor is on ", t.device().str());
+  check(is_floating(g.dtype()), op, "gradient must be floating, got ", dtype_name(g.dtype()));
+  return g.dtype() == t.dtype() ? g : to_dtype(g, t.dtype());
 }
 
 }  // namespace
@@ -240,8 +273,7 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph, bool create_gra
           "; pass a gradient of that shape");
     g = ones_like(*this);
   } else {
-    check(g.sizes() == sizes(), "backward", "gradient of shape ", g.sizes(), " does not match the tensor's shape ",
-          sizes());
+    g = checked_gradient(g, *this, "backward");
   }
   GradModeGuard mode(create_graph);  // record the backward only when asked to
   run_backward({*this}, {g}, {.retain_graph = retain_graph || create_graph, .create_graph = create_graph});
@@ -251,22 +283,20 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const Tenso
                 bool create_graph) {
   check(grad_outputs.empty() || grad_outputs.size() == outputs.size(), "grad", "got ", grad_outputs.size(),
         " grad_outputs for ", outputs.size(), " outputs");
-  std::unordered_map<const TensorImpl*, size_t> want_leaf;
-  std::unordered_map<const Node*, size_t> want_node;
+  std::unordered_map<const TensorImpl*, std::vector<size_t>> want_leaf;
+  std::unordered_map<const Node*, std::vector<size_t>> want_node;
   for (size_t i = 0; i < inputs.size(); ++i) {
     check(inputs[i].defined() && inputs[i].requires_grad(), "grad", "input ", i, " does not require grad");
     if (inputs[i].grad_fn())
-      want_node[inputs[i].grad_fn().get()] = i;
+      want_node[inputs[i].grad_fn().get()].push_back(i);
     else
-      want_leaf[inputs[i].impl()] = i;
+      want_leaf[inputs[i].impl()].push_back(i);
   }
   TensorList gs;
   for (size_t i = 0; i < outputs.size(); ++i) {
     check(outputs[i].requires_grad(), "grad", "output ", i, " does not require grad");
     if (!grad_outputs.empty() && grad_outputs[i].defined()) {
-      check(grad_outputs[i].sizes() == outputs[i].sizes(), "grad", "grad_output ", i, " has shape ",
-            grad_outputs[i].sizes(), ", expected ", outputs[i].sizes());
-      gs.push_back(grad_outputs[i]);
+      gs.push_back(checked_gradient(grad_outputs[i], outputs[i], "grad"));
     } else {
       check(outputs[i].numel() == 1, "grad", "output ", i, " has shape ", outputs[i].sizes(),
             "; an implicit gradient needs one element");
@@ -275,6 +305,10 @@ TensorList grad(const TensorList& outputs, const TensorList& inputs, const Tenso
   }
   TensorList captured(inputs.size());
   GradModeGuard mode(create_graph);
+  struct Depth {
+    Depth() { ++g_grad_api_depth; }
+    ~Depth() { --g_grad_api_depth; }
+  } depth;
   run_backward(outputs, gs,
                {.retain_graph = retain_graph || create_graph,
                 .create_graph = create_graph,

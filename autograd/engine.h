@@ -35,6 +35,10 @@ struct EnableGradGuard : GradModeGuard {
   EnableGradGuard() : GradModeGuard(true) {}
 };
 
+// True while tessel::grad() runs on this thread (checkpoint needs to know: it cannot route a
+// recomputed gradient to grad()'s outputs).
+bool grad_api_running();
+
 // True when grad mode is on and any of the tensors requires grad.
 bool needs_grad(std::initializer_list<Tensor> inputs);
 bool needs_grad(const std::vector<Tensor>& inputs);

@@ -27,6 +27,9 @@ GradcheckResult gradcheck(const TensorFn& f, const TensorList& inputs, Gradcheck
     if (in.requires_grad()) x.requires_grad_();
     xs.push_back(x);
   }
+  bool any = false;
+  for (const Tensor& x : xs) any |= x.defined() && x.requires_grad();
+  check(any, "gradcheck", "no input requires grad: nothing would be checked");
   Tensor out = f(xs);
   check(out.defined() && is_floating(out.dtype()), "gradcheck", "f must return a floating tensor");
   Generator gen(opts.seed);

@@ -9,6 +9,17 @@
 
 #include "core/error.h"
 
+// Under AddressSanitizer, cached blocks are poisoned while they sit in the cache, so a
+// use-after-free of tensor memory is reported even though the block never went back to malloc.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define TESSEL_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define TESSEL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define TESSEL_POISON(p, n) ((void)(p), (void)(n))
+#define TESSEL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace tessel::cpu_allocator {
 namespace {
 
@@ -43,7 +54,10 @@ void* os_alloc(size_t size) {
 
 void release_all_locked(Cache& c) {
   for (auto& [size, blocks] : c.free_lists)
-    for (void* p : blocks) std::free(p);
+    for (void* p : blocks) {
+      TESSEL_UNPOISON(p, size);
+      std::free(p);
+    }
   c.free_lists.clear();
   c.st.cached_bytes = 0;
 }
@@ -73,6 +87,7 @@ void* allocate(size_t nbytes) {
       void* p = it->second.back();
       it->second.pop_back();
       c.st.cached_bytes -= static_cast<int64_t>(size);
+      TESSEL_UNPOISON(p, size);
       return p;
     }
     ++c.st.os_alloc_count;
@@ -100,6 +115,7 @@ void deallocate(void* p, size_t nbytes) {
     std::free(p);
     return;
   }
+  TESSEL_POISON(p, size);
   c.free_lists[size].push_back(p);
   c.st.cached_bytes += static_cast<int64_t>(size);
 }

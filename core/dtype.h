@@ -6,7 +6,9 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <type_traits>
 
 namespace tessel {
 
@@ -138,6 +140,30 @@ struct acc_type<bool> {
 };
 template <class T>
 using acc_t = typename acc_type<T>::type;
+
+// Float to integer without undefined behaviour: NaN gives 0, out-of-range values saturate.
+template <class I, class F>
+inline I saturate_cast(F x) {
+  if (x != x) return I(0);
+  if (x <= static_cast<F>(std::numeric_limits<I>::min())) return std::numeric_limits<I>::min();
+  if (x >= static_cast<F>(std::numeric_limits<I>::max())) return std::numeric_limits<I>::max();
+  return static_cast<I>(x);
+}
+
+// Converts one element between storage types, through the accumulate types: floats to integers
+// saturate (saturate_cast), anything non-zero becomes true.
+template <class D, class S>
+inline D convert_element(S v) {
+  using AS = acc_t<S>;
+  using AD = acc_t<D>;
+  AS x = static_cast<AS>(v);
+  if constexpr (std::is_same_v<D, bool>)
+    return x != AS(0);
+  else if constexpr (std::is_integral_v<AD> && std::is_floating_point_v<AS>)
+    return static_cast<D>(saturate_cast<AD>(x));
+  else
+    return static_cast<D>(static_cast<AD>(x));
+}
 
 // Calls f(T{}) with T the C++ type of `t`: the one switch over dtypes that kernels share.
 template <class F>

@@ -7,6 +7,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -24,19 +25,29 @@ bool in_parallel_region();
 template <class F>
 void parallel_for(int64_t n, int64_t grain, F&& f) {
   if (n <= 0) return;
-  int64_t threads = std::min<int64_t>(get_num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
+  const int64_t threads = std::min<int64_t>(get_num_threads(), std::max<int64_t>(1, n / std::max<int64_t>(grain, 1)));
   if (threads <= 1 || in_parallel_region()) {
     f(int64_t{0}, n);
     return;
   }
 #ifdef _OPENMP
-#pragma omp parallel num_threads(static_cast <int>(threads))
+  // An exception must not leave an OpenMP region (that terminates the process): the first one
+  // thrown by any thread is carried out and rethrown here.
+  const int team = static_cast<int>(threads);
+  std::exception_ptr error;
+#pragma omp parallel num_threads(team)
   {
     int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     int64_t chunk = (n + nt - 1) / nt;
     int64_t b = t * chunk, e = std::min(n, b + chunk);
-    if (b < e) f(b, e);
+    try {
+      if (b < e) f(b, e);
+    } catch (...) {
+#pragma omp critical(tessel_parallel_for_error)
+      if (!error) error = std::current_exception();
+    }
   }
+  if (error) std::rethrow_exception(error);
 #else
   f(int64_t{0}, n);
 #endif

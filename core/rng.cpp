@@ -1,5 +1,8 @@
 #include "core/rng.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "core/parallel.h"
 
 namespace tessel {
@@ -24,7 +27,7 @@ Tensor fill_indexed(const Shape& sizes, TensorOptions opts, const char* op, F va
     using T = decltype(tag);
     T* p = t.data_ptr<T>();
     parallel_for(t.numel(), 1 << 14, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) p[i] = static_cast<T>(static_cast<acc_t<T>>(value(i)));
+      for (int64_t i = b; i < e; ++i) p[i] = convert_element<T>(value(i));
     });
   });
   if (rg) t.requires_grad_();
@@ -37,7 +40,15 @@ Tensor rand(const Shape& sizes, TensorOptions opts, Generator* gen) {
   check(is_floating(opts.dtype), "rand", "expected a floating dtype, got ", dtype_name(opts.dtype));
   Generator& g = gen ? *gen : default_generator();
   uint64_t seed = g.seed, off = g.advance(shape_numel(sizes));
-  return fill_indexed(sizes, opts, "rand", [&](int64_t i) { return philox_uniform(seed, off, i); });
+  // Keep only as many random bits as the dtype's significand holds, so that rounding to the
+  // dtype can never produce 1.0: 24 for f32 and f64, 11 for f16, 8 for bf16.
+  int bits = opts.dtype == DType::bf16 ? 8 : opts.dtype == DType::f16 ? 11 : 24;
+  float scale = std::ldexp(1.0f, -bits);
+  return fill_indexed(sizes, opts, "rand", [&](int64_t i) {
+    uint32_t w[4];
+    philox4x32_10(off + static_cast<uint64_t>(i) / 4, seed, w);
+    return static_cast<float>(w[i % 4] >> (32 - bits)) * scale;
+  });
 }
 
 Tensor randn(const Shape& sizes, TensorOptions opts, Generator* gen) {
@@ -51,10 +62,16 @@ Tensor randint(int64_t low, int64_t high, const Shape& sizes, TensorOptions opts
   check(low < high, "randint", "expected low < high, got low=", low, ", high=", high);
   Generator& g = gen ? *gen : default_generator();
   uint64_t seed = g.seed, off = g.advance(shape_numel(sizes), 2);
+  check(is_integral(opts.dtype) || is_floating(opts.dtype), "randint", "expected an integer or floating dtype, got ",
+        dtype_name(opts.dtype));
+  if (opts.dtype == DType::i32)
+    check(low >= INT32_MIN && high - 1 <= INT32_MAX, "randint", "range [", low, ", ", high,
+          ") does not fit in i32; use i64");
   uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
   return fill_indexed(sizes, opts, "randint", [&](int64_t i) {
-    // Modulo bias is below range / 2^64: negligible for any range a tensor can index.
-    return low + static_cast<int64_t>(philox_u64(seed, off, i) % range);
+    // Modulo bias is below range / 2^64: negligible for any range a tensor can index. The sum
+    // is done in unsigned arithmetic, where it cannot overflow; the result lies in [low, high).
+    return static_cast<int64_t>(static_cast<uint64_t>(low) + philox_u64(seed, off, i) % range);
   });
 }
 

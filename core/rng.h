@@ -94,7 +94,8 @@ Generator& default_generator();   // process-wide, seed 0 until manual_seed()
 void manual_seed(uint64_t seed);  // reseeds the default generator and resets its offset
 
 // Factories drawing from `gen` (default: the default generator). Floating dtypes only for
-// rand/randn; randint draws integers uniformly from [low, high).
+// rand/randn; rand is uniform in [0, 1) with 24 random bits (8 for bf16, 11 for f16, so that
+// rounding never reaches 1); randint draws integers uniformly from [low, high).
 Tensor rand(const Shape& sizes, TensorOptions opts = {}, Generator* gen = nullptr);
 Tensor randn(const Shape& sizes, TensorOptions opts = {}, Generator* gen = nullptr);
 Tensor randint(int64_t low, int64_t high, const Shape& sizes, TensorOptions opts = {.dtype = DType::i64},

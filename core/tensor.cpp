@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iomanip>
@@ -68,6 +69,23 @@ int64_t shape_numel(const Shape& sizes) {
   return n;
 }
 
+// Validates a shape for new memory: non-negative sizes, at most kMaxDims dims, and a byte size
+// that fits in memory arithmetic (no overflow of numel * element size).
+size_t checked_nbytes(const Shape& sizes, DType dtype, const char* op) {
+  check(static_cast<int64_t>(sizes.size()) <= kMaxDims, op, "at most ", kMaxDims, " dims are supported, got shape ",
+        sizes);
+  int64_t n = 1;
+  bool overflow = false;
+  for (int64_t s : sizes) {
+    check(s >= 0, op, "negative size in shape ", sizes);
+    overflow |= __builtin_mul_overflow(n, s, &n);
+  }
+  int64_t bytes = 0;
+  overflow |= __builtin_mul_overflow(n, static_cast<int64_t>(dtype_size(dtype)), &bytes);
+  check(!overflow, op, "shape ", sizes, " of ", dtype_name(dtype), " is too large to address");
+  return static_cast<size_t>(bytes);
+}
+
 int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
 int64_t Tensor::numel() const { return shape_numel(sizes()); }
@@ -103,17 +121,20 @@ Tensor Tensor::alias(const Shape& sz, const Shape& st, int64_t off) const {
   check(static_cast<int64_t>(sz.size()) <= kMaxDims, "alias", "at most ", kMaxDims, " dims are supported, got shape ",
         sz);
   // The furthest element the view can reach must lie inside the storage.
+  // The lowest and highest element the view can reach must lie inside the storage; the sums
+  // are overflow-checked so that absurd sizes or strides cannot wrap around the check.
   int64_t lo = off, hi = off;
-  bool empty_view = false;
+  bool empty_view = false, overflow = false;
   for (size_t i = 0; i < sz.size(); ++i) {
     check(sz[i] >= 0, "alias", "negative size in ", sz);
     if (sz[i] == 0) empty_view = true;
-    (st[i] >= 0 ? hi : lo) += (sz[i] - 1) * st[i];
+    int64_t reach;
+    overflow |= __builtin_mul_overflow(sz[i] > 0 ? sz[i] - 1 : 0, st[i], &reach);
+    overflow |= __builtin_add_overflow(st[i] >= 0 ? hi : lo, reach, st[i] >= 0 ? &hi : &lo);
   }
   int64_t cap = static_cast<int64_t>(storage()->nbytes / element_size());
-  check(empty_view || (lo >= 0 && hi < std::max<int64_t>(cap, 1)) || (cap == 0 && empty_view), "alias",
-        "view of shape ", sz, " with strides ", st, " at offset ", off, " reaches outside its storage of ", cap,
-        " elements");
+  check(empty_view || (!overflow && lo >= 0 && hi < cap), "alias", "view of shape ", sz, " with strides ", st,
+        " at offset ", off, " reaches outside its storage of ", cap, " elements");
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = storage();
   impl->sizes = sz;
@@ -168,7 +189,7 @@ void Tensor::set_at(const std::vector<int64_t>& index, double value) {
   char* p = static_cast<char*>(data()) + off * static_cast<int64_t>(element_size());
   visit_dtype(dtype(), [&](auto tag) {
     using T = decltype(tag);
-    *reinterpret_cast<T*>(p) = static_cast<T>(static_cast<acc_t<T>>(value));
+    *reinterpret_cast<T*>(p) = convert_element<T, double>(value);
   });
   bump_version();
 }
@@ -197,11 +218,9 @@ template std::vector<bool> Tensor::to_vector<bool>() const;
 // ---------------------------------------------------------------- factories
 
 Tensor empty(const Shape& sizes, TensorOptions opts) {
-  check(static_cast<int64_t>(sizes.size()) <= kMaxDims, "empty", "at most ", kMaxDims,
-        " dims are supported, got shape ", sizes);
-  for (int64_t s : sizes) check(s >= 0, "empty", "negative size in shape ", sizes);
+  size_t nbytes = checked_nbytes(sizes, opts.dtype, "empty");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::allocate(static_cast<size_t>(shape_numel(sizes)) * dtype_size(opts.dtype), opts.device);
+  impl->storage = Storage::allocate(nbytes, opts.device);
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
   impl->dtype = opts.dtype;
@@ -234,7 +253,7 @@ Tensor arange(double start, double end, double step, TensorOptions opts) {
 Tensor arange(int64_t end, TensorOptions opts) { return arange(0.0, static_cast<double>(end), 1.0, opts); }
 
 Tensor from_vector(const std::vector<double>& values, const Shape& sizes, TensorOptions opts) {
-  Shape sz = sizes.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : sizes;
+  Shape sz = sizes.empty() ? Shape{static_cast<int64_t>(values.size())} : sizes;
   check(shape_numel(sz) == static_cast<int64_t>(values.size()), "from_vector", "got ", values.size(),
         " values for shape ", sz, " (", shape_numel(sz), " elements)");
   Tensor src = from_blob(const_cast<double*>(values.data()), sz, DType::f64);
@@ -247,7 +266,7 @@ Tensor from_vector(const std::vector<double>& values, const Shape& sizes, Tensor
 }
 
 Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& sizes, TensorOptions opts) {
-  Shape sz = sizes.empty() && values.size() != 1 ? Shape{static_cast<int64_t>(values.size())} : sizes;
+  Shape sz = sizes.empty() ? Shape{static_cast<int64_t>(values.size())} : sizes;
   check(shape_numel(sz) == static_cast<int64_t>(values.size()), "from_vector_i64", "got ", values.size(),
         " values for shape ", sz);
   Tensor src = from_blob(const_cast<int64_t*>(values.data()), sz, DType::i64);
@@ -257,11 +276,15 @@ Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& sizes, T
 }
 
 Tensor from_blob(void* data, const Shape& sizes, DType dtype, std::function<void(void*)> deleter) {
+  // Validate before the Storage exists: a Storage without a deleter would hand the caller's
+  // memory to the allocator when it is destroyed.
+  size_t nbytes = checked_nbytes(sizes, dtype, "from_blob");
+  check(data != nullptr || nbytes == 0, "from_blob", "null data for shape ", sizes);
   auto st = std::make_shared<Storage>();
-  st->data = data;
-  st->nbytes = static_cast<size_t>(shape_numel(sizes)) * dtype_size(dtype);
-  st->device = Device::cpu();
   st->deleter = deleter ? std::move(deleter) : [](void*) {};
+  st->data = data;
+  st->nbytes = nbytes;
+  st->device = Device::cpu();
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::move(st);
   impl->sizes = sizes;
@@ -276,6 +299,44 @@ Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), {.dtype = t.dtype()
 Tensor ones_like(const Tensor& t) { return ones(t.sizes(), {.dtype = t.dtype(), .device = t.device()}); }
 Tensor full_like(const Tensor& t, double v) { return full(t.sizes(), v, {.dtype = t.dtype(), .device = t.device()}); }
 
+// ---------------------------------------------------------------- memory relations
+
+namespace {
+// [first, last] element indices a tensor can touch in its storage (numel > 0).
+std::pair<int64_t, int64_t> element_range(const Tensor& t) {
+  int64_t lo = t.offset(), hi = t.offset();
+  for (int64_t d = 0; d < t.dim(); ++d) (t.strides()[d] >= 0 ? hi : lo) += (t.sizes()[d] - 1) * t.strides()[d];
+  return {lo, hi};
+}
+}  // namespace
+
+bool may_overlap(const Tensor& a, const Tensor& b) {
+  if (a.storage() != b.storage() || a.numel() == 0 || b.numel() == 0) return false;
+  auto [alo, ahi] = element_range(a);
+  auto [blo, bhi] = element_range(b);
+  int64_t ea = static_cast<int64_t>(a.element_size()), eb = static_cast<int64_t>(b.element_size());
+  return alo * ea < (bhi + 1) * eb && blo * eb < (ahi + 1) * ea;  // byte ranges intersect
+}
+
+bool same_elements(const Tensor& a, const Tensor& b) {
+  return a.storage() == b.storage() && a.offset() == b.offset() && a.sizes() == b.sizes() &&
+         a.strides() == b.strides() && a.dtype() == b.dtype();
+}
+
+bool has_internal_overlap(const Tensor& t) {
+  // Sorted by stride, each dim must step past everything the smaller-stride dims can reach.
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (|stride|, size) of dims with size > 1
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (t.sizes()[d] > 1) dims.push_back({std::abs(t.strides()[d]), t.sizes()[d]});
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0;
+  for (auto [stride, size] : dims) {
+    if (stride <= reach) return true;
+    reach += (size - 1) * stride;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------- raw copy and fill
 
 namespace {
@@ -284,15 +345,7 @@ namespace {
 template <class D, class S>
 void copy_loop(const Buf& d, const Buf& s) {
   const int64_t n = d.numel();
-  const D* unused = nullptr;
-  (void)unused;
-  auto convert = [](S v) -> D {
-    if constexpr (std::is_same_v<D, bool>) {
-      return static_cast<acc_t<S>>(v) != acc_t<S>(0);
-    } else {
-      return static_cast<D>(static_cast<acc_t<D>>(static_cast<acc_t<S>>(v)));
-    }
-  };
+  auto convert = [](S v) { return convert_element<D, S>(v); };
   if (d.is_contiguous() && s.is_contiguous()) {
     D* dp = d.ptr<D>();
     const S* sp = s.ptr<S>();
@@ -321,6 +374,14 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   check(dst.device() == src.device(), "copy_into", "devices differ: dst on ", dst.device().str(), ", src on ",
         src.device().str());
   check(dst.device().is_cpu(), "copy_into", "CPU tensors only here; device copies go through to()");
+  if (dst.numel() == 0) return;
+  check(!has_internal_overlap(dst), "copy_into", "the destination (shape ", dst.sizes(), ", strides ", dst.strides(),
+        ") has elements that share memory (e.g. an expanded tensor); writing into it is ambiguous");
+  if (may_overlap(dst, src) && !same_elements(dst, src)) {  // copy an overlapping source out first
+    Tensor staged = empty(src.sizes(), {.dtype = src.dtype()});
+    copy_into(staged, src);
+    return copy_into(dst, staged);
+  }
   // Broadcast src to dst's shape (trailing alignment, size-1 dims stretch).
   check(src.dim() <= dst.dim(), "copy_into", "cannot broadcast src of shape ", src.sizes(), " to dst of shape ",
         dst.sizes());
@@ -329,20 +390,14 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   s.dtype = src.dtype();
   int64_t lead = dst.dim() - src.dim();
   for (int64_t i = 0; i < dst.dim(); ++i) {
-    if (i < lead) {
-      s.stride[i] = 0;
-      continue;
-    }
-    int64_t ss = src.sizes()[i - lead];
+    int64_t ss = i < lead ? 1 : src.sizes()[i - lead];
     check(ss == dst.sizes()[i] || ss == 1, "copy_into", "cannot broadcast src of shape ", src.sizes(),
           " to dst of shape ", dst.sizes());
     s.stride[i] = ss == 1 ? 0 : src.strides()[i - lead];
   }
-  if (d.numel() > 0) {
-    visit_dtype(dst.dtype(), [&](auto dt) {
-      visit_dtype(src.dtype(), [&](auto st) { copy_loop<decltype(dt), decltype(st)>(d, s); });
-    });
-  }
+  visit_dtype(dst.dtype(), [&](auto dt) {
+    visit_dtype(src.dtype(), [&](auto st) { copy_loop<decltype(dt), decltype(st)>(d, s); });
+  });
   dst.bump_version();
 }
 
@@ -397,7 +452,9 @@ std::string Tensor::str() const {
     os << "<on " << device().str() << ">";
   } else if (dim() == 0) {
     double v = at({});
-    if (is_floating(dtype()))
+    if (dtype() == DType::b8)
+      os << (v != 0 ? "true" : "false");
+    else if (is_floating(dtype()))
       os << std::setprecision(6) << v;
     else
       os << static_cast<int64_t>(v);

@@ -186,6 +186,12 @@ Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor full_like(const Tensor& t, double value);
 
+// Memory relations that in-place ops check. Conservative: may_overlap can raise a false alarm
+// (same storage, intersecting element ranges) but never misses a real overlap.
+bool may_overlap(const Tensor& a, const Tensor& b);
+bool same_elements(const Tensor& a, const Tensor& b);  // same storage, offset, sizes, strides
+bool has_internal_overlap(const Tensor& t);            // can two indices reach one element?
+
 // Raw strided copy with dtype conversion (no autograd): dst[i] = convert(src[i]), where src
 // must have dst's shape or broadcast to it. Bumps dst's version. Used by contiguous(), to()
 // and the ops that build results piece by piece.

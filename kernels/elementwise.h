@@ -10,6 +10,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/buf.h"
 #include "kernels/registry.h"
@@ -121,7 +122,14 @@ inline C apply_elementwise(C a, C b, C c, double alpha, double beta) {
   else if constexpr (OP == EwOp::pow_scalar)
     return pow(a, C(alpha));
   else if constexpr (OP == EwOp::clamp) {
-    C lo = C(alpha), hi = C(beta);
+    C lo, hi;
+    if constexpr (std::is_integral_v<C>) {  // integer bounds: round inward, saturate +-inf
+      lo = saturate_cast<C>(std::ceil(alpha));
+      hi = saturate_cast<C>(std::floor(beta));
+    } else {
+      lo = C(alpha);
+      hi = C(beta);
+    }
     if (a != a) return a;  // NaN stays NaN
     return a < lo ? lo : (a > hi ? hi : a);
   } else if constexpr (OP == EwOp::add)
@@ -186,9 +194,10 @@ void visit_ew_op(EwOp op, F&& f) {
   case EwOp::name: return f(std::integral_constant<EwOp, EwOp::name>{});
   switch (op) {
     TESSEL_EW_CASE(neg)
-    TESSEL_EW_CASE(exp) TESSEL_EW_CASE(log) TESSEL_EW_CASE(sqrt) TESSEL_EW_CASE(rsqrt) TESSEL_EW_CASE(abs)
-        TESSEL_EW_CASE(sign) TESSEL_EW_CASE(relu) TESSEL_EW_CASE(gelu_tanh) TESSEL_EW_CASE(gelu_erf)
-            TESSEL_EW_CASE(silu) TESSEL_EW_CASE(sigmoid) TESSEL_EW_CASE(tanh) TESSEL_EW_CASE(sin) TESSEL_EW_CASE(cos)
+    TESSEL_EW_CASE(exp)
+    TESSEL_EW_CASE(log) TESSEL_EW_CASE(sqrt) TESSEL_EW_CASE(rsqrt) TESSEL_EW_CASE(abs) TESSEL_EW_CASE(sign)
+        TESSEL_EW_CASE(relu) TESSEL_EW_CASE(gelu_tanh) TESSEL_EW_CASE(gelu_erf) TESSEL_EW_CASE(silu)
+            TESSEL_EW_CASE(sigmoid) TESSEL_EW_CASE(tanh) TESSEL_EW_CASE(sin) TESSEL_EW_CASE(cos)
                 TESSEL_EW_CASE(pow_scalar) TESSEL_EW_CASE(clamp) TESSEL_EW_CASE(add) TESSEL_EW_CASE(sub)
                     TESSEL_EW_CASE(mul) TESSEL_EW_CASE(div) TESSEL_EW_CASE(pow) TESSEL_EW_CASE(maximum)
                         TESSEL_EW_CASE(minimum) TESSEL_EW_CASE(eq) TESSEL_EW_CASE(ne) TESSEL_EW_CASE(lt)

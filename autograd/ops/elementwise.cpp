@@ -92,7 +92,14 @@ Tensor fused_grad(EwOp op, const Tensor& dy, const Tensor& x, double alpha = 0, 
 
 Tensor scalar_like(double v, const Tensor& like) {
   DType t = like.dtype();
-  if (!is_floating(t)) t = (std::floor(v) == v && std::isfinite(v)) ? (t == DType::b8 ? DType::i64 : t) : DType::f32;
+  if (!is_floating(t)) {
+    bool whole = std::isfinite(v) && std::floor(v) == v;
+    bool fits_i32 = v >= -2147483648.0 && v <= 2147483647.0;
+    if (!whole)
+      t = DType::f32;  // 2 * 0.5 is a float
+    else if (t == DType::b8 || (t == DType::i32 && !fits_i32))
+      t = DType::i64;  // bool counts; i32 widens
+  }
   return scalar_tensor(v, {.dtype = t, .device = like.device()});
 }
 
@@ -216,6 +223,7 @@ Tensor pow(const Tensor& x, double e) {
   // d x^e = e x^(e-1)
   if (needs_grad({x}))
     record("pow", y, {x}, [sx = Saved(x, "pow"), e](const Tensor& g, const Tensor&) {
+      if (e == 0) return TensorList{zeros_like(g)};  // x^0 is constant; 0 * 0^-1 would be NaN
       return TensorList{mul(g, pow(sx.get(), e - 1.0)) * e};
     });
   return y;
@@ -239,9 +247,11 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Binary in = prepare_binary(EwOp::add, a, b);
   Tensor y = binary_forward(EwOp::add, in);
   if (needs_grad({in.a, in.b}))
-    record("add", y, {in.a, in.b}, [sa = in.a.sizes(), sb = in.b.sizes()](const Tensor& g, const Tensor&) {
-      return TensorList{sum_to(g, sa), sum_to(g, sb)};
-    });
+    record("add", y, {in.a, in.b},
+           [sa = in.a.sizes(), sb = in.b.sizes(), ra = in.a.requires_grad(), rb = in.b.requires_grad()](const Tensor& g,
+                                                                                                        const Tensor&) {
+             return TensorList{ra ? sum_to(g, sa) : Tensor(), rb ? sum_to(g, sb) : Tensor()};
+           });
   return y;
 }
 
@@ -250,8 +260,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   Tensor y = binary_forward(EwOp::sub, in);
   if (needs_grad({in.a, in.b}))
     record("sub", y, {in.a, in.b},
-           [sa = in.a.sizes(), sb = in.b.sizes(), rb = in.b.requires_grad()](const Tensor& g, const Tensor&) {
-             return TensorList{sum_to(g, sa), rb ? neg(sum_to(g, sb)) : Tensor()};
+           [sa = in.a.sizes(), sb = in.b.sizes(), ra = in.a.requires_grad(), rb = in.b.requires_grad()](const Tensor& g,
+                                                                                                        const Tensor&) {
+             return TensorList{ra ? sum_to(g, sa) : Tensor(), rb ? neg(sum_to(g, sb)) : Tensor()};
            });
   return y;
 }
@@ -386,14 +397,30 @@ Tensor operator/(double a, const Tensor& b) { return div(scalar_like(a, b), b); 
 // ---------------------------------------------------------------- in place
 
 namespace {
-Tensor& inplace(EwOp op, Tensor& a, const Tensor& b, const char* name) {
+// Checks shared by every in-place op on target `a`: not recording, a dtype the op supports,
+// and memory that can be written element by element without ambiguity.
+void check_inplace_target(EwOp op, const Tensor& a, const char* name) {
   check_inplace(a, name);
+  bool ok = is_floating(a.dtype()) || (is_integral(a.dtype()) && kernels::ew_allows_integers(op)) ||
+            (a.dtype() == DType::b8 && (op == EwOp::mul || op == EwOp::maximum || op == EwOp::minimum));
+  check(ok, name, "in-place ", kernels::ew_name(op), " is not supported for a ", dtype_name(a.dtype()),
+        " target of shape ", a.sizes());
+  check(!has_internal_overlap(a), name, "the target (shape ", a.sizes(), ", strides ", a.strides(),
+        ") has elements that share memory (e.g. an expanded tensor); use contiguous() first");
+}
+
+Tensor& inplace(EwOp op, Tensor& a, const Tensor& b, const char* name) {
   check_devices(name, {a, b});
+  check_inplace_target(op, a, name);
   check(broadcast_shapes(a.sizes(), b.sizes(), name) == a.sizes(), name, "cannot broadcast ", b.sizes(),
         " into the in-place target of shape ", a.sizes());
-  check(kernels::ew_allows_integers(op) || is_floating(a.dtype()), name, "in-place ", kernels::ew_name(op),
-        " needs a floating target, got ", dtype_name(a.dtype()));
+  DType result = promote_types(a.dtype(), b.dtype());
+  check(!(is_floating(result) && !is_floating(a.dtype())), name, "the result type ", dtype_name(result),
+        " cannot be stored in place into a ", dtype_name(a.dtype()), " tensor");
   Tensor bc = b.dtype() == a.dtype() ? b : to_dtype(b, a.dtype());
+  // An operand that overlaps the target in any other way than element for element would be
+  // read after it was written: give the kernel a copy.
+  if (may_overlap(a, bc) && !same_elements(a, bc)) bc = clone(bc.detach());
   launch(op, a, {a, bc});
   a.bump_version();
   return a;
@@ -408,15 +435,12 @@ Tensor& add_(Tensor& a, const Tensor& b, double alpha) {
 Tensor& sub_(Tensor& a, const Tensor& b) { return inplace(EwOp::sub, a, b, "sub_"); }
 Tensor& mul_(Tensor& a, const Tensor& b) { return inplace(EwOp::mul, a, b, "mul_"); }
 Tensor& div_(Tensor& a, const Tensor& b) { return inplace(EwOp::div, a, b, "div_"); }
-Tensor& mul_(Tensor& a, double s) {
-  return inplace(EwOp::mul, a, scalar_tensor(s, {.dtype = a.dtype(), .device = a.device()}), "mul_");
-}
-Tensor& add_(Tensor& a, double s) {
-  return inplace(EwOp::add, a, scalar_tensor(s, {.dtype = a.dtype(), .device = a.device()}), "add_");
-}
+Tensor& mul_(Tensor& a, double s) { return inplace(EwOp::mul, a, scalar_like(s, a), "mul_"); }
+Tensor& add_(Tensor& a, double s) { return inplace(EwOp::add, a, scalar_like(s, a), "add_"); }
 
 Tensor& clamp_(Tensor& a, double lo, double hi) {
-  check_inplace(a, "clamp_");
+  check(!(lo > hi), "clamp_", "expected lo <= hi, got lo=", lo, ", hi=", hi);
+  check_inplace_target(EwOp::clamp, a, "clamp_");
   launch(EwOp::clamp, a, {a}, lo, hi);
   a.bump_version();
   return a;

@@ -181,10 +181,19 @@ Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tens
   return out;
 }
 
-Tensor& scatter_add_(Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+// In-place targets must not have elements that share memory, and an index or source that
+// overlaps the target is copied first (it would otherwise be read after being written).
+Tensor unaliased(const Tensor& x, const Tensor& t, const char* op) {
+  check(!has_internal_overlap(x), op, "the target (shape ", x.sizes(), ", strides ", x.strides(),
+        ") has elements that share memory (e.g. an expanded tensor); use contiguous() first");
+  return may_overlap(x, t) ? clone(t.detach()) : t;
+}
+
+Tensor& scatter_add_(Tensor& x, int64_t dim, const Tensor& index_in, const Tensor& src_in) {
   check(x.defined(), "scatter_add_", "got an undefined tensor");
   check_inplace(x, "scatter_add_");
-  int64_t d = check_scatter(x, dim, index, src, "scatter_add_");
+  int64_t d = check_scatter(x, dim, index_in, src_in, "scatter_add_");
+  Tensor index = unaliased(x, index_in, "scatter_add_"), src = unaliased(x, src_in, "scatter_add_");
   run_index(IndexOp::scatter_add, d, index.buf(), x, src.alias(index.sizes(), src.strides(), src.offset()));
   x.bump_version();
   return x;
@@ -217,10 +226,11 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
   return out;
 }
 
-Tensor& index_add_(Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+Tensor& index_add_(Tensor& x, int64_t dim, const Tensor& index_in, const Tensor& src_in) {
   check(x.defined(), "index_add_", "got an undefined tensor");
   check_inplace(x, "index_add_");
-  int64_t d = check_index_add(x, dim, index, src, "index_add_");
+  int64_t d = check_index_add(x, dim, index_in, src_in, "index_add_");
+  Tensor index = unaliased(x, index_in, "index_add_"), src = unaliased(x, src_in, "index_add_");
   run_index(IndexOp::scatter_add, d, broadcast_index(index, src.sizes(), d), x, src);
   x.bump_version();
   return x;

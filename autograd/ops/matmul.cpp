@@ -78,7 +78,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     // makes dB a single A^T @ dC instead of a batch of products summed afterwards.
     Shape out = a2.sizes();
     out.back() = b2.size(1);
-    y = reshape(matmul_nd(reshape(a2, {-1, K}), b2, "matmul"), out);
+    int64_t rows = shape_numel(Shape(a2.sizes().begin(), a2.sizes().end() - 1));  // explicit: K may be 0
+    y = reshape(matmul_nd(reshape(a2, {rows, K}), b2, "matmul"), out);
   } else {
     y = matmul_nd(a2, b2, "matmul");
   }

@@ -183,12 +183,13 @@ ValuesIndices max_min_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_ma
   ReduceResult r = run_reduce(is_max ? ReduceOp::max : ReduceOp::min, x, m, name, true);
   ValuesIndices out{finish(r.out, x.sizes(), m, keepdim), finish(r.indices, x.sizes(), m, keepdim)};
   if (needs_grad({x}))
-    record(name, out.values, {x}, [idx = r.indices, sz = x.sizes(), m, d](const Tensor& g, const Tensor&) {
+    // The indices are the ones returned to the caller: Saved notices if they are modified.
+    record(name, out.values, {x}, [idx = Saved(r.indices, name), sz = x.sizes(), m, d](const Tensor& g, const Tensor&) {
       // One-hot along dim at the winning index, times the incoming gradient.
       Shape pos_shape(sz.size(), 1);
       pos_shape[d] = sz[d];
       Tensor positions = reshape(arange(sz[d], {.dtype = DType::i64, .device = g.device()}), pos_shape);
-      Tensor hit = to_dtype(eq(positions, idx), g.dtype());
+      Tensor hit = to_dtype(eq(positions, idx.get()), g.dtype());
       return TensorList{mul(hit, expand_back(g, sz, m))};
     });
   return out;

@@ -15,8 +15,8 @@
 namespace tessel::kernels {
 namespace {
 
-// Column sums over a [R..., K] view where the last kept dim has stride 1 and is the only kept
-// dim (after the caller's check).
+// Column sums: `in` is viewed as [K, R...] (the one kept dim first, as the op arranges it) with
+// the kept dim at stride 1, so each reduced position r holds a contiguous row of K values.
 template <class T, class O>
 void column_sum(const ReduceParams& p, int64_t K, int64_t R) {
   const T* in = p.in.ptr<T>();

@@ -31,7 +31,7 @@ TEST_SUITE("autograd") {
     CHECK(s2.sizes() == Shape{2, 2, 2});
     CHECK(vals(s2) == std::vector<double>{1, 10, 2, 20, 3, 30, 4, 40});
     CHECK(vals(sm) == vals(s2));
-    CHECK(stack({from_vector({1}, {}), from_vector({2}, {})}).sizes() == Shape{2});
+    CHECK(stack({scalar_tensor(1), scalar_tensor(2)}).sizes() == Shape{2});
   }
 
   TEST_CASE("shape: split and chunk return views") {
