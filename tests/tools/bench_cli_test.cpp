@@ -148,7 +148,7 @@ TEST_SUITE("tools") {
   }
 
   TEST_CASE("bench peers without a PyTorch venv: says how to create it, times tessel alone") {
-    Run r = run_bench("bench peers --json --quick", "TESSEL_PEERS_VENV=/nonexistent/tessel-no-venv");
+    Run r = run_bench("bench peers --json --quick --samples 1", "TESSEL_PEERS_VENV=/nonexistent/tessel-no-venv");
     INFO("stdout: ", r.out, "\nstderr: ", r.err);
     CHECK(r.status == 0);
     CHECK(r.err.find("/nonexistent/tessel-no-venv") != std::string::npos);
@@ -174,7 +174,8 @@ TEST_SUITE("tools") {
     }
 
     // Text mode too: the table still lists tessel's numbers.
-    Run text = run_bench("bench peers --quick --workload softmax_4096x4096", "TESSEL_PEERS_VENV=/nonexistent/x");
+    Run text =
+        run_bench("bench peers --quick --samples 1 --workload softmax_4096x4096", "TESSEL_PEERS_VENV=/nonexistent/x");
     CHECK(text.status == 0);
     CHECK(text.out.find("softmax_4096x4096") != std::string::npos);
     CHECK(text.err.find("bench/peers/setup") != std::string::npos);
