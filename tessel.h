@@ -2,6 +2,7 @@
 #pragma once
 #include "autograd/checkpoint.h"
 #include "autograd/engine.h"
+#include "autograd/ops/attention.h"
 #include "autograd/gradcheck.h"
 #include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
@@ -20,3 +21,8 @@
 #include "core/rng.h"
 #include "core/shape.h"
 #include "core/tensor.h"
+#include "nn/layers.h"
+#include "nn/transformer.h"
+#include "nn/module.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("peak_fma_isa", p.isa);
   benchmark::AddCustomContext("peak_fma_gflops_1t", std::to_string(p.fma_gflops_1t));
   benchmark::AddCustomContext("peak_fma_gflops_all", std::to_string(p.fma_gflops_all));
+  benchmark::AddCustomContext("peak_bf16_gflops_1t", std::to_string(p.bf16_gflops_1t));
+  benchmark::AddCustomContext("peak_bf16_gflops_all", std::to_string(p.bf16_gflops_all));
   benchmark::AddCustomContext("peak_bandwidth_gbs", std::to_string(p.bandwidth_gbs));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -145,4 +145,10 @@ void set_cache_limit(int64_t bytes) {
   if (c.st.cached_bytes > c.limit) release_all_locked(c);
 }
 
+int64_t cache_limit() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.limit;
+}
+
 }  // namespace tessel::cpu_allocator

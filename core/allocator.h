@@ -32,6 +32,7 @@ void empty_cache();  // return every cached block to the OS
 // Cached bytes above this limit are returned to the OS on free (default 8 GiB, env
 // TESSEL_CPU_CACHE_LIMIT_MB).
 void set_cache_limit(int64_t bytes);
+int64_t cache_limit();
 }  // namespace cpu_allocator
 
 }  // namespace tessel

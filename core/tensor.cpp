@@ -358,14 +358,52 @@ void copy_loop(const Buf& d, const Buf& s) {
     }
     return;
   }
-  const int64_t* st[2] = {d.stride, s.stride};
-  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
-    StridedCounter<2> c(d.ndim, d.size, st);
-    c.seek(b);
+  // Strided: merge dims that are contiguous with each other in both operands, then copy row by
+  // row along the innermost dim, where a unit-stride or broadcast (stride 0) source vectorizes.
+  int nd = 0;
+  int64_t size[kMaxDims], dst_st[kMaxDims], src_st[kMaxDims];
+  for (int i = 0; i < d.ndim; ++i) {
+    if (d.size[i] == 1) continue;
+    if (nd > 0 && dst_st[nd - 1] == d.stride[i] * d.size[i] && src_st[nd - 1] == s.stride[i] * d.size[i]) {
+      size[nd - 1] *= d.size[i];
+      dst_st[nd - 1] = d.stride[i];
+      src_st[nd - 1] = s.stride[i];
+      continue;
+    }
+    size[nd] = d.size[i];
+    dst_st[nd] = d.stride[i];
+    src_st[nd] = s.stride[i];
+    ++nd;
+  }
+  if (nd == 0) {
+    *d.ptr<D>() = convert(*s.ptr<S>());
+    return;
+  }
+  const int64_t inner = size[nd - 1], rows = n / inner, ds = dst_st[nd - 1], ss = src_st[nd - 1];
+  const int64_t* outer[2] = {dst_st, src_st};
+  auto copy_rows = [&](int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+    StridedCounter<2> c(nd - 1, size, outer);
+    c.seek(r0);
     D* dp = d.ptr<D>();
     const S* sp = s.ptr<S>();
-    for (int64_t i = b; i < e; ++i, c.next()) dp[c.off[0]] = convert(sp[c.off[1]]);
-  });
+    for (int64_t r = r0; r < r1; ++r, c.next()) {
+      D* drow = dp + c.off[0];
+      const S* srow = sp + c.off[1];
+      if (ds == 1 && ss == 0) {
+        const D v = convert(*srow);
+        for (int64_t j = j0; j < j1; ++j) drow[j] = v;
+      } else if (ds == 1 && ss == 1) {
+        for (int64_t j = j0; j < j1; ++j) drow[j] = convert(srow[j]);
+      } else {
+        for (int64_t j = j0; j < j1; ++j) drow[j * ds] = convert(srow[j * ss]);
+      }
+    }
+  };
+  if (rows == 1)
+    parallel_for(inner, 1 << 15, [&](int64_t j0, int64_t j1) { copy_rows(0, 1, j0, j1); });
+  else
+    parallel_for(rows, std::max<int64_t>(1, (1 << 14) / inner),
+                 [&](int64_t r0, int64_t r1) { copy_rows(r0, r1, 0, inner); });
 }
 
 }  // namespace

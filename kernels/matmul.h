@@ -1,7 +1,7 @@
-// kernels/matmul.h — batched, strided matrix multiplication (GEMM).
+// kernels/matmul.h — batched, strided matrix multiplication (GEMM) with a fused epilogue.
 //
-//   C[b] = alpha * A[b] @ B[b] + beta * C[b]        for every batch index b
-//   A[b]: [M, K]   B[b]: [K, N]   C[b]: [M, N]
+//   C[b] = act(alpha * A[b] @ B[b] + beta * C[b] + bias)        for every batch index b
+//   A[b]: [M, K]   B[b]: [K, N]   C[b]: [M, N]   bias: [N] (added to every row; optional)
 //
 // Every operand is a Buf of ndim = nb + 2: nb batch dims (the same sizes for all three; a
 // broadcast operand has stride 0 there) followed by the matrix dims, each with its own row and
@@ -11,18 +11,34 @@
 // once). beta == 0 means C is not read at all (BLAS semantics), so an uninitialised or
 // NaN-filled C is fine.
 //
-// dtypes: A, B and C share one dtype: f32, f64, bf16 or f16. The narrow formats accumulate in
-// f32 and round once, when C is written (acc_t<T>).
+// The epilogue (bias, then the activation) runs on each block of C while it is still in
+// cache, so a layer y = act(x W^T + b) reads and writes its output once instead of three
+// times. `bias` is absent when bias.data == nullptr; otherwise it is 1-d of size N with any
+// stride and C's dtype.
+//
+// dtypes: A, B, C (and bias) share one dtype: f32, f64, bf16 or f16. The narrow formats
+// accumulate in f32 and round once, when C is written (acc_t<T>).
 //
 // Cost: 2 M N K flops per batch; at least (M K + K N + 2 M N) elements moved.
 //
-// Versions: "ref" (the triple loop, accumulating in f64: the oracle) and "cpu" (packed,
-// cache-blocked, register-tiled, OpenMP over batch x row blocks).
+// Versions (the ladder, docs/gemm.md): "ref" (the triple loop, accumulating in f64: the
+// oracle), "cpu_blocked" (cache-blocked loops, plain C++), "cpu_packed" (packed panels and a
+// portable vector-extension register tile), "cpu_avx2" (6x16 FMA micro-kernel) and
+// "cpu_avx512" (6x64 FMA micro-kernel; bf16 through vdpbf16ps where the CPU has it). The
+// ISA-specific versions are compiled for their instruction set whatever the build's -march
+// and decline (accepts() == false) on a CPU that lacks it, so one binary runs everywhere.
 #pragma once
+#include <cmath>
+#include <cstdint>
+
 #include "core/buf.h"
 #include "kernels/registry.h"
 
 namespace tessel::kernels {
+
+enum class Activation : uint8_t { none, relu, gelu_tanh, gelu_erf, silu };
+
+const char* activation_name(Activation a);  // "none", "relu", "gelu_tanh", "gelu_erf", "silu"
 
 struct MatmulParams {
   Buf a;  // [batch..., M, K]
@@ -30,10 +46,35 @@ struct MatmulParams {
   Buf c;  // [batch..., M, N]
   double alpha = 1;
   double beta = 0;
+  Buf bias;  // [N] or absent (data == nullptr)
+  Activation act = Activation::none;
 };
 
+// The activations of the epilogue, in the accumulation type (float or double). Every version
+// uses these, so they differ from ref only by the rounding of their input.
+template <class A>
+inline A apply_activation(A x, Activation act) {
+  switch (act) {
+    case Activation::none: return x;
+    case Activation::relu: return x > A(0) ? x : A(0);
+    case Activation::gelu_tanh: {
+      const A k0 = A(0.7978845608028654), k1 = A(0.044715);  // sqrt(2 / pi)
+      return A(0.5) * x * (A(1) + std::tanh(k0 * (x + k1 * x * x * x)));
+    }
+    case Activation::gelu_erf: return A(0.5) * x * (A(1) + std::erf(x * A(0.7071067811865476)));
+    case Activation::silu: return x / (A(1) + std::exp(-x));
+  }
+  return x;
+}
+
+// The family table (kernels/matmul.cpp) and its versions, best last.
 Family<MatmulParams>& matmul_family();
-void matmul_ref(const MatmulParams& p);
-void matmul_cpu(const MatmulParams& p);
+void matmul_ref(const MatmulParams& p);      // "ref"
+void matmul_blocked(const MatmulParams& p);  // "cpu_blocked"
+void matmul_cpu(const MatmulParams& p);      // "cpu_packed"
+void matmul_avx2(const MatmulParams& p);     // "cpu_avx2": f32 on AVX2 + FMA CPUs
+void matmul_avx512(const MatmulParams& p);   // "cpu_avx512": f32 on AVX-512, bf16 with AVX512_BF16
+bool matmul_avx2_accepts(const MatmulParams& p);
+bool matmul_avx512_accepts(const MatmulParams& p);
 
 }  // namespace tessel::kernels

@@ -100,6 +100,10 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  return linear(x, weight, bias, Activation::none);
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act) {
   check(x.defined() && weight.defined(), "linear", "got an undefined tensor");
   check(weight.dim() == 2, "linear", "expected weight of shape [out_features, in_features], got ", weight.sizes(),
         " (x is ", x.sizes(), ")");
@@ -110,8 +114,54 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
           "] for weight of shape ", weight.sizes(), ", got ", bias.sizes());
   check_operands(x, weight, "linear");
   if (bias.defined()) check_operands(x, bias, "linear");
-  Tensor y = matmul(x, t(weight));  // t() is a view: the kernel reads weight's columns in place
-  return bias.defined() ? add(y, bias) : y;
+  const int64_t K = weight.size(1), N = weight.size(0);
+  const int64_t rows = shape_numel(Shape(x.sizes().begin(), x.sizes().end() - 1));
+  Shape out = x.sizes();
+  out.back() = N;
+  Tensor y;
+  {
+    NoGradGuard no_grad;  // the views below are internal: one node for the whole layer
+    Tensor x2 = reshape(x, {rows, K});
+    Tensor y2 = empty({rows, N}, {.dtype = x.dtype(), .device = x.device()});
+    kernels::MatmulParams p;
+    p.a = x2.buf();
+    p.b = t(weight).buf();  // a view: the kernel reads weight's rows as B's columns
+    p.c = y2.buf();
+    if (bias.defined()) p.bias = bias.buf();
+    p.act = act;
+    kernels::matmul_family().run(x.device().type, p);
+    y = reshape(y2, out);
+  }
+  std::vector<Tensor> inputs = {x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  if (needs_grad(inputs)) {
+    const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
+    const bool has_bias = bias.defined();
+    record(
+        "linear", y, inputs,
+        [act, rx, rw, rb, has_bias, rows, K, N, sx = Saved(x, "linear"), sw = Saved(weight, "linear"),
+         sb = bias.defined() ? Saved(bias, "linear") : Saved()](const Tensor& g, const Tensor& y_out) {
+          const Tensor xs = sx.get(), ws = sw.get();
+          // dz = act'(z) * g; z is recomputed (differentiably, so double backward works)
+          auto pre = [&] { return linear(xs, ws, sb.get(), Activation::none); };
+          Tensor dz;
+          switch (act) {
+            case Activation::none: dz = g; break;
+            case Activation::relu: dz = relu_backward(g, y_out); break;
+            case Activation::gelu_tanh: dz = gelu_backward(g, pre(), GeluApprox::tanh); break;
+            case Activation::gelu_erf: dz = gelu_backward(g, pre(), GeluApprox::none); break;
+            case Activation::silu: dz = silu_backward(g, pre()); break;
+          }
+          Tensor dz2 = reshape(dz, {rows, N});
+          Tensor gx, gw, gb;
+          if (rx) gx = reshape(matmul(dz2, ws), xs.sizes());
+          if (rw) gw = matmul(t(dz2), reshape(xs, {rows, K}));
+          if (rb) gb = sum_to(dz2, {N});
+          return has_bias ? TensorList{gx, gw, gb} : TensorList{gx, gw};
+        },
+        /*save_output=*/true);
+  }
+  return y;
 }
 
 }  // namespace tessel

@@ -15,8 +15,16 @@
 // Backward: dA = dC @ B^T and dB = A^T @ dC (transposes are views), each summed back over the
 // batch dims that broadcasting stretched. The backward is built from matmul itself, so
 // double backward works.
+//
+// linear(x, weight, bias, act): y = act(x @ weight^T + bias) in ONE kernel call — the bias and
+// the activation run in the GEMM's epilogue on each tile while it is in cache, so the layer
+// reads and writes y once (kernels/matmul.h). act: none, relu, gelu_tanh, gelu_erf, silu.
+// Backward: dz = act'(z) * dy, where the pre-activation z is recomputed (one more GEMM: nothing
+// of size y is saved; relu needs no recomputation, since z > 0 exactly where y > 0), then
+// dx = dz @ weight, dweight = dz^T @ x (over all leading dims), dbias = dz summed over rows.
 #pragma once
 #include "core/tensor.h"
+#include "kernels/matmul.h"
 
 namespace tessel {
 
@@ -26,5 +34,8 @@ Tensor bmm(const Tensor& a, const Tensor& b);
 // y = x @ weight^T + bias, with weight [out_features, in_features], x [..., in_features] and
 // bias (optional: pass an undefined Tensor) [out_features]. y is [..., out_features].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// The fused layer: act(x @ weight^T + bias); bias may be undefined.
+using Activation = kernels::Activation;
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
 
 }  // namespace tessel

@@ -1,6 +1,8 @@
-// kernels/cpu/matmul.cpp — packed, cache-blocked, register-tiled GEMM with OpenMP threads.
+// kernels/cpu/matmul.cpp — "cpu_packed": packed, cache-blocked, register-tiled GEMM with
+// OpenMP threads, in portable C++ (GCC vector extensions, no intrinsics): the rung that runs on
+// any CPU and any floating dtype (f64 included), and the fallback of the ISA-specific ones.
 //
-//   C[b] = alpha * A[b] @ B[b] + beta * C[b]      A: [M, K], B: [K, N], C: [M, N], any strides
+//   C[b] = act(alpha * A[b] @ B[b] + beta * C[b] + bias)      A: [M, K], B: [K, N], C: [M, N], any strides
 //
 // The loop structure of GotoBLAS/BLIS ("Anatomy of High-Performance Matrix Multiplication",
 // Goto & van de Geijn, 2008; "BLIS: A Framework for Rapidly Instantiating BLAS
@@ -13,7 +15,7 @@
 //         pack A[rows, pc:+kc]    into kMR-tall panels      (kc x kMR each, contiguous, zero-padded)
 //         for each B panel, for each A panel:
 //           micro-kernel: Cacc[kMR x kNR] += Apanel @ Bpanel
-//       C[rows, jc:+nc] = alpha * Cacc + beta * C           (C read only when beta != 0)
+//       C[rows, jc:+nc] = act(alpha * Cacc + beta * C + bias) (C read only when beta != 0)
 //
 // Why it is fast: the micro-kernel keeps a kMR x kNR block of C in vector registers for the
 // whole kc loop, so each step loads one row of the B panel (kNR/lanes vectors) and kMR
@@ -122,6 +124,8 @@ void gemm_cpu(const MatmulParams& p) {
 
   const int64_t kc_max = std::min(K, kKC), nc_max = round_up(std::min(N, kNC), NR);
   const int64_t* st[3] = {p.a.stride, p.b.stride, p.c.stride};
+  const T* bias = p.bias.data ? p.bias.ptr<T>() : nullptr;
+  const int64_t sbias = p.bias.data ? p.bias.stride[0] : 0;
 
   parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
     std::vector<A> apack(static_cast<size_t>(round_up(mc, kMR) * std::max<int64_t>(kc_max, 1)));
@@ -178,11 +182,11 @@ void gemm_cpu(const MatmulParams& p) {
         for (int64_t i = 0; i < m; ++i) {
           const A* src = cacc.data() + i * ncp;
           T* dst = Cb + i * sc0 + jc * sc1;
-          if (beta == A(0)) {
-            for (int64_t j = 0; j < nc; ++j) dst[j * sc1] = static_cast<T>(alpha * src[j]);
-          } else {
-            for (int64_t j = 0; j < nc; ++j)
-              dst[j * sc1] = static_cast<T>(alpha * src[j] + beta * static_cast<A>(dst[j * sc1]));
+          for (int64_t j = 0; j < nc; ++j) {
+            A v = alpha * src[j];
+            if (beta != A(0)) v += beta * static_cast<A>(dst[j * sc1]);
+            if (bias) v += static_cast<A>(bias[(jc + j) * sbias]);
+            dst[j * sc1] = static_cast<T>(apply_activation(v, p.act));
           }
         }
       }
@@ -194,11 +198,6 @@ void gemm_cpu(const MatmulParams& p) {
 
 void matmul_cpu(const MatmulParams& p) {
   visit_floating(p.c.dtype, "matmul", [&](auto tag) { gemm_cpu<decltype(tag)>(p); });
-}
-
-Family<MatmulParams>& matmul_family() {
-  static Family<MatmulParams>* f = make_cpu_family<MatmulParams>("matmul", matmul_ref, matmul_cpu);
-  return *f;
 }
 
 }  // namespace tessel::kernels

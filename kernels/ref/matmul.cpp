@@ -1,4 +1,5 @@
-// kernels/ref/matmul.cpp — the oracle: C[b][i, j] = alpha * sum_k A[b][i, k] B[b][k, j] + beta C[b][i, j],
+// kernels/ref/matmul.cpp — the oracle:
+//   C[b][i, j] = act(alpha * sum_k A[b][i, k] B[b][k, j] + beta C[b][i, j] + bias[j]),
 // one output element at a time, k ascending. It accumulates in f64 whatever the dtype, so its
 // result is (nearly) the exactly rounded answer that every faster version is measured against;
 // a kernel that accumulates in f32 should differ from it by at most ~K eps_f32 |A| |B|.
@@ -15,6 +16,7 @@ void matmul_ref(const MatmulParams& p) {
     for (int d = 0; d < nb; ++d) batch *= p.c.size[d];
     const int64_t *sa = p.a.stride + nb, *sb = p.b.stride + nb, *sc = p.c.stride + nb;
     const int64_t* st[3] = {p.a.stride, p.b.stride, p.c.stride};
+    const T* bias = p.bias.data ? p.bias.ptr<T>() : nullptr;
     StridedCounter<3> it(nb, p.c.size, st);
     for (int64_t bi = 0; bi < batch; ++bi, it.next()) {
       const T* A = p.a.ptr<T>() + it.off[0];
@@ -29,6 +31,8 @@ void matmul_ref(const MatmulParams& p) {
           T& c = C[i * sc[0] + j * sc[1]];
           double v = p.alpha * acc;
           if (p.beta != 0) v += p.beta * static_cast<double>(static_cast<acc_t<T>>(c));
+          if (bias) v += static_cast<double>(static_cast<acc_t<T>>(bias[j * p.bias.stride[0]]));
+          v = apply_activation(v, p.act);
           c = static_cast<T>(static_cast<acc_t<T>>(v));
         }
     }

@@ -133,4 +133,52 @@ TEST_SUITE("autograd") {
     CHECK_THROWS_WITH_AS(linear(f32({2, 4}), f32({5, 4}), f32({4})),
                          doctest::Contains("linear: expected bias of shape [5]"), Error);
   }
+
+  TEST_CASE("linear: fused bias + activation equals the unfused ops, forward and backward") {
+    for (Activation act :
+         {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
+      INFO("act ", std::string(kernels::activation_name(act)));
+      auto unfused = [act](const Tensor& z) {
+        switch (act) {
+          case Activation::relu: return relu(z);
+          case Activation::gelu_tanh: return gelu(z, GeluApprox::tanh);
+          case Activation::gelu_erf: return gelu(z, GeluApprox::none);
+          case Activation::silu: return silu(z);
+          default: return z;
+        }
+      };
+      // f64 goes through cpu_packed; f32 through the best f32 version (cpu_avx512 on AVX-512 CPUs)
+      for (DType dt : {DType::f64, DType::f32}) {
+        Tensor x = randn({2, 33, 40}, {.dtype = dt}).requires_grad_(),
+               w = randn({70, 40}, {.dtype = dt}).requires_grad_();
+        Tensor b = randn({70}, {.dtype = dt}).requires_grad_();
+        Tensor y = linear(x, w, b, act);
+        Tensor want = unfused(add(matmul(x, t(w)), b));
+        CHECK(y.sizes() == Shape{2, 33, 70});
+        const double tol = dt == DType::f64 ? 1e-12 : 2e-5;
+        CHECK_CLOSE(y.detach(), want.detach(), tol, tol);
+        Tensor gy = randn({2, 33, 70}, {.dtype = dt});
+        auto g1 = grad({y}, {x, w, b}, {gy}), g2 = grad({want}, {x, w, b}, {gy});
+        for (int k = 0; k < 3; ++k) CHECK_CLOSE(g1[k], g2[k], tol * 10, tol * 10);
+      }
+    }
+  }
+
+  TEST_CASE("linear: gradcheck of the fused layer for every activation") {
+    for (Activation act :
+         {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
+      INFO("act ", std::string(kernels::activation_name(act)));
+      CHECK_GRADCHECK([act](const TensorList& x) { return linear(x[0], x[1], x[2], act); },
+                      {leaf64({2, 3, 4}), leaf64({5, 4}), leaf64({5})});
+      CHECK_GRADCHECK([act](const TensorList& x) { return linear(x[0], x[1], Tensor(), act); },
+                      {leaf64({3, 4}), leaf64({5, 4})});
+    }
+    // relu backward reads y, not a recomputed z: still exact away from the kink
+    Tensor x = from_vector({1.0, -2.0}, {1, 2}, {.dtype = DType::f64}).requires_grad_();
+    Tensor w = from_vector({1.0, 1.0, 2.0, 0.0}, {2, 2}, {.dtype = DType::f64}).requires_grad_();
+    Tensor y = linear(x, w, Tensor(), Activation::relu);  // z = [-1, 2] -> y = [0, 2]
+    CHECK(y.to_vector<double>() == std::vector<double>{0.0, 2.0});
+    sum(y).backward();
+    CHECK(x.grad().to_vector<double>() == std::vector<double>{2.0, 0.0});  // only the second unit passes
+  }
 }

@@ -71,7 +71,16 @@ TEST_SUITE("core") {
     CHECK_THROWS_WITH_AS(rand({2}, {.dtype = DType::i32}), doctest::Contains("floating dtype"), Error);
   }
 
+  // The cache tests set the cache limit themselves: the sanitizer run turns the cache off
+  // (TESSEL_CPU_CACHE_LIMIT_MB=0) for the rest of the suite.
+  struct CacheOn {
+    int64_t before = cpu_allocator::cache_limit();
+    CacheOn() { cpu_allocator::set_cache_limit(int64_t{1} << 30); }
+    ~CacheOn() { cpu_allocator::set_cache_limit(before); }
+  };
+
   TEST_CASE("allocator: 64-byte alignment, reuse of freed blocks, current/peak counters") {
+    CacheOn on;
     cpu_allocator::empty_cache();
     auto s0 = cpu_allocator::stats();
     void* p = nullptr;
@@ -105,6 +114,7 @@ TEST_SUITE("core") {
   }
 
   TEST_CASE("a steady-state training step does not go to the OS for memory") {
+    CacheOn on;
     Tensor w = randn({64, 64}, {.requires_grad = true});
     auto step = [&] {
       Tensor x = randn({32, 64});

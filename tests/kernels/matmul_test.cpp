@@ -3,13 +3,20 @@
 // Error model: ref accumulates in f64, so |got - ref| for a version accumulating in acc_t<T>
 // is bounded by the natural GEMM error  gamma * K * u_acc * (|alpha| |A| |B| + |beta| |C|)
 // plus the final rounding to T  (u_out |ref|). The bound is computed per element from |A| |B|,
-// so a wrong element cannot hide behind a loose global tolerance. Small-integer operands make
-// every version exact in any summation order: there we demand bitwise equality.
+// so a wrong element cannot hide behind a loose global tolerance. The epilogue's activations
+// have slope at most ~1.13, so they carry that bound through with a small factor plus their own
+// rounding. Small-integer operands make every version exact in any summation order: there we
+// demand bitwise equality.
+//
+// Versions that decline an argument set (accepts() == false: an ISA this CPU lacks, or a dtype
+// the version does not take) are skipped; the ones this CPU cannot run at all are named once,
+// visibly, by the first test case.
 #include "kernels/matmul.h"
 
 #include <cmath>
 #include <limits>
 
+#include "core/cpu_features.h"
 #include "tests/helpers.h"
 
 using namespace tessel;
@@ -57,79 +64,153 @@ Tensor output_like(const Shape& shape, DType t, bool c_transposed) {
   return transpose(empty(s, {.dtype = t}), -1, -2).detach();
 }
 
-kernels::MatmulParams params(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta) {
+kernels::MatmulParams params(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
+                             const Tensor& bias = Tensor(), kernels::Activation act = kernels::Activation::none) {
   kernels::MatmulParams p;
   p.a = a.buf();
   p.b = b.buf();
   p.c = c.buf();
   p.alpha = alpha;
   p.beta = beta;
+  if (bias.defined()) p.bias = bias.buf();
+  p.act = act;
   return p;
-}
-
-// Runs `version` and ref on the same operands (a, b already broadcast to the batch shape) and
-// compares. c0 holds C's initial values when beta != 0; with beta == 0 C is NaN-poisoned.
-void check_version(const std::string& version, const Tensor& a, const Tensor& b, const Tensor& c0, double alpha,
-                   double beta, bool c_transposed, bool exact) {
-  const DType t = a.dtype();
-  auto fresh_c = [&] {
-    Tensor c = output_like(c0.sizes(), t, c_transposed);
-    if (beta == 0)
-      fill_raw(c, std::nan(""));
-    else
-      copy_into(c, c0);
-    return c;
-  };
-  Tensor want = fresh_c(), got = fresh_c();
-  kernels::matmul_family().run_version("ref", params(a, b, want, alpha, beta));
-  kernels::matmul_family().run_version(version, params(a, b, got, alpha, beta));
-  INFO("version ", version, " dtype ", dtype_name(t), " a ", shape_str(a.sizes()), " strides ", shape_str(a.strides()),
-       " b ", shape_str(b.sizes()), " strides ", shape_str(b.strides()), " alpha ", alpha, " beta ", beta,
-       " c_transposed ", c_transposed);
-  auto g = got.to_vector<double>(), w = want.to_vector<double>();
-  if (exact) {
-    for (size_t i = 0; i < g.size(); ++i)
-      if (g[i] != w[i]) {
-        FAIL_CHECK("element ", i, ": got ", g[i], ", expected exactly ", w[i]);
-        return;
-      }
-    return;
-  }
-  // Per-element bound from |alpha| |A| |B| + |beta| |C0|, computed by ref in f64.
-  Tensor abs_prod = empty(c0.sizes(), {.dtype = DType::f64});
-  kernels::matmul_family().run_version(
-      "ref", params(abs(to_dtype(a, DType::f64)), abs(to_dtype(b, DType::f64)), abs_prod, 1.0, 0.0));
-  auto ap = abs_prod.to_vector<double>();
-  auto cv = beta != 0 ? to_dtype(c0, DType::f64).to_vector<double>() : std::vector<double>(g.size(), 0.0);
-  const double K = static_cast<double>(a.size(-1));
-  const double u_acc = t == DType::f64 ? unit_roundoff(DType::f64) : unit_roundoff(DType::f32);
-  for (size_t i = 0; i < g.size(); ++i) {
-    double scale = std::fabs(alpha) * ap[i] + std::fabs(beta) * std::fabs(cv[i]);
-    double bound = 2 * (K + 2) * u_acc * scale + 2 * unit_roundoff(t) * std::fabs(w[i]) + 1e-30;
-    if (!(std::fabs(g[i] - w[i]) <= bound)) {
-      FAIL_CHECK("element ", i, ": got ", g[i], ", expected ", w[i], " (bound ", bound, ")");
-      return;
-    }
-  }
 }
 
 std::vector<std::string> versions() { return kernels::matmul_family().versions(DeviceType::cpu); }
 
+struct Case {
+  Tensor a, b, c0;  // c0: C's initial values (used when beta != 0)
+  double alpha = 1, beta = 0;
+  bool c_transposed = false;
+  bool exact = false;
+  Tensor bias;
+  kernels::Activation act = kernels::Activation::none;
+};
+
+// Runs ref once, then every version that accepts the arguments, on the same operands (a, b
+// already broadcast to the batch shape), and compares each with ref. With beta == 0 C is
+// NaN-poisoned, so an element a version forgets to write shows. Returns how many versions ran.
+int check_all(const Case& cs) {
+  const DType t = cs.a.dtype();
+  auto fresh_c = [&] {
+    Tensor c = output_like(cs.c0.sizes(), t, cs.c_transposed);
+    if (cs.beta == 0)
+      fill_raw(c, std::nan(""));
+    else
+      copy_into(c, cs.c0);
+    return c;
+  };
+  Tensor want = fresh_c();
+  kernels::matmul_family().run_version("ref", params(cs.a, cs.b, want, cs.alpha, cs.beta, cs.bias, cs.act));
+  const auto w = want.to_vector<double>();
+  std::vector<double> bound;
+  if (!cs.exact) {
+    // Per-element bound from |alpha| |A| |B| + |beta| |C0|, computed by ref in f64.
+    Tensor abs_prod = empty(cs.c0.sizes(), {.dtype = DType::f64});
+    kernels::matmul_family().run_version(
+        "ref", params(abs(to_dtype(cs.a, DType::f64)), abs(to_dtype(cs.b, DType::f64)), abs_prod, 1.0, 0.0));
+    const auto ap = abs_prod.to_vector<double>();
+    const auto cv = cs.beta != 0 ? to_dtype(cs.c0, DType::f64).to_vector<double>() : std::vector<double>(w.size(), 0.0);
+    const double K = static_cast<double>(cs.a.size(-1));
+    const double u_acc = t == DType::f64 ? unit_roundoff(DType::f64) : unit_roundoff(DType::f32);
+    const bool act = cs.act != kernels::Activation::none;
+    bound.resize(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      const double scale = std::fabs(cs.alpha) * ap[i] + std::fabs(cs.beta) * std::fabs(cv[i]);
+      double b = 2 * (K + 3) * u_acc * scale;
+      if (cs.bias.defined()) b += 2 * unit_roundoff(t) * (scale + 1);  // bias adds one more rounding
+      if (act) b = 1.2 * b + 8 * u_acc * (std::fabs(w[i]) + scale);
+      bound[i] = b + 2 * unit_roundoff(t) * std::fabs(w[i]) + 1e-30;
+    }
+  }
+  int ran = 0;
+  for (const auto& v : versions()) {
+    if (v == "ref") continue;
+    Tensor got = fresh_c();
+    const auto p = params(cs.a, cs.b, got, cs.alpha, cs.beta, cs.bias, cs.act);
+    if (!kernels::matmul_family().accepts(v, p)) continue;
+    kernels::matmul_family().run_version(v, p);
+    ++ran;
+    INFO("version ", v, " dtype ", std::string(dtype_name(t)), " a ", shape_str(cs.a.sizes()), " strides ",
+         shape_str(cs.a.strides()), " b ", shape_str(cs.b.sizes()), " strides ", shape_str(cs.b.strides()), " alpha ",
+         cs.alpha, " beta ", cs.beta, " c_transposed ", cs.c_transposed, " bias ", cs.bias.defined(), " act ",
+         std::string(kernels::activation_name(cs.act)), " threads ", get_num_threads());
+    const auto g = got.to_vector<double>();
+    for (size_t i = 0; i < g.size(); ++i) {
+      const bool ok = cs.exact ? g[i] == w[i] : std::fabs(g[i] - w[i]) <= bound[i];
+      if (!ok) {
+        FAIL_CHECK("element ", i, ": got ", g[i], ", expected ", w[i], cs.exact ? " exactly" : "",
+                   cs.exact ? "" : " (bound ", cs.exact ? 0.0 : bound[i], cs.exact ? "" : ")");
+        break;
+      }
+    }
+  }
+  return ran;
+}
+
+Case make_case(const Tensor& a, const Tensor& b, DType t, bool c_transposed = false) {
+  Case cs;
+  cs.a = a;
+  cs.b = b;
+  Shape c = a.sizes();
+  c.back() = b.size(-1);
+  cs.c0 = empty(c, {.dtype = t});
+  cs.c_transposed = c_transposed;
+  return cs;
+}
+
 }  // namespace
 
 TEST_SUITE("kernels") {
-  TEST_CASE("matmul: every version vs ref over odd M, N, K and all layouts") {
+  TEST_CASE("matmul: versions this CPU cannot run are named (and the ones it can are used)") {
+    Tensor a = randn({4, 4}), b = randn({4, 4}), c = empty({4, 4});
+    const auto p = params(a, b, c, 1, 0);
+    const CpuFeatures& f = cpu_features();
+    for (const auto& v : versions())
+      if (!kernels::matmul_family().accepts(v, p))
+        MESSAGE("matmul version '", v, "' is skipped: this CPU (", f.model, ") lacks its instruction set");
+    // On a CPU that has the instructions, the version must take f32 (else its tests would be skipped silently).
+    if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma)
+      CHECK(kernels::matmul_family().accepts("cpu_avx512", p));
+    if (f.avx2 && f.fma) CHECK(kernels::matmul_family().accepts("cpu_avx2", p));
+    Tensor ab = randn({4, 4}, {.dtype = DType::bf16}), cb = empty({4, 4}, {.dtype = DType::bf16});
+    if (f.avx512_bf16) CHECK(kernels::matmul_family().accepts("cpu_avx512", params(ab, ab, cb, 1, 0)));
+  }
+
+  TEST_CASE("matmul: every version vs ref over odd M, N, K, all layouts, 1 and 2 threads") {
+    ThreadsGuard guard;
     const std::vector<int64_t> sizes = {1, 7, 31, 33, 65, 127};
     int n = 0;
     for (int64_t M : sizes)
       for (int64_t N : sizes)
         for (int64_t K : sizes) {
           ++n;
+          set_num_threads(1 + n % 2);
           const DType t = n % 4 == 0 ? DType::f64 : DType::f32;
           // cycle through the 3x3 operand layouts (row-major, transposed, strided view)
           Tensor a = operand({M, K}, t, n % 3, false), b = operand({K, N}, t, (n / 3) % 3, false);
-          for (const auto& v : versions())
-            check_version(v, a, b, empty({M, N}, {.dtype = t}), 1.0, 0.0, n % 5 == 0, false);
+          CHECK(check_all(make_case(a, b, t, n % 5 == 0)) >= 2);
+        }
+  }
+
+  TEST_CASE("matmul: one dimension of 1000 against small others") {
+    ThreadsGuard guard;
+    const std::vector<int64_t> small = {1, 33, 127};
+    int n = 0;
+    for (int big = 0; big < 3; ++big)
+      for (int64_t x : small)
+        for (int64_t y : small) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          int64_t dims[3] = {x, y, x};
+          dims[big] = 1000;
+          if (big == 0) dims[1] = y, dims[2] = x;
+          if (big == 1) dims[0] = x, dims[2] = y;
+          if (big == 2) dims[0] = x, dims[1] = y;
+          const int64_t M = dims[0], N = dims[1], K = dims[2];
+          Tensor a = operand({M, K}, DType::f32, n % 3, false), b = operand({K, N}, DType::f32, (n + 1) % 3, false);
+          CHECK(check_all(make_case(a, b, DType::f32, n % 4 == 0)) >= 2);
         }
   }
 
@@ -137,45 +218,70 @@ TEST_SUITE("kernels") {
     for (DType t : {DType::f32, DType::f64})
       for (int ta = 0; ta < 2; ++ta)
         for (int tb = 0; tb < 2; ++tb)
-          for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{127, 1, 31}, std::tuple{7, 127, 65}}) {
+          for (auto [M, N, K] :
+               {std::tuple{33, 65, 127}, std::tuple{127, 1, 31}, std::tuple{7, 127, 65}, std::tuple{65, 33, 600}}) {
             Tensor a = operand({M, K}, t, ta, false), b = operand({K, N}, t, tb, false);
             CHECK((ta == 1) == (a.stride(1) != 1));
             CHECK((tb == 1) == (b.stride(1) != 1));
-            for (const auto& v : versions())
-              check_version(v, a, b, empty({M, N}, {.dtype = t}), 1.0, 0.0, false, false);
+            check_all(make_case(a, b, t));
           }
   }
 
-  TEST_CASE("matmul: long and tall shapes (1000)") {
-    for (auto [M, N, K] : {std::tuple{1000, 33, 65}, std::tuple{31, 33, 1000}, std::tuple{7, 1000, 31}}) {
-      Tensor a = operand({M, K}, DType::f32, 0, false), b = operand({K, N}, DType::f32, 1, false);
-      for (const auto& v : versions()) check_version(v, a, b, empty({M, N}), 1.0, 0.0, false, false);
-    }
-  }
-
   TEST_CASE("matmul: batched with broadcast batch dims (stride 0)") {
-    for (DType t : {DType::f32, DType::f64}) {
+    for (DType t : {DType::f32, DType::f64, DType::bf16}) {
       // a: [3, 1, M, K] broadcast to [3, 4, M, K]; b: [4, K, N] broadcast to [3, 4, K, N]
       Tensor a = operand({3, 1, 31, 33}, t, 2, false), b = operand({4, 33, 7}, t, 1, false);
       Tensor ab = broadcast_view(a, {3, 4, 31, 33}, "test"), bb = broadcast_view(b, {3, 4, 33, 7}, "test");
       CHECK(ab.stride(1) == 0);
       CHECK(bb.stride(0) == 0);
-      for (const auto& v : versions()) {
-        check_version(v, ab, bb, empty({3, 4, 31, 7}, {.dtype = t}), 1.0, 0.0, false, false);
-        check_version(v, ab, bb, randn({3, 4, 31, 7}, {.dtype = t}), -0.5, 2.0, true, false);
-      }
+      check_all(make_case(ab, bb, t));
+      Case cs = make_case(ab, bb, t, true);
+      cs.c0 = randn({3, 4, 31, 7}, {.dtype = t});
+      cs.alpha = -0.5;
+      cs.beta = 2.0;
+      check_all(cs);
     }
   }
 
   TEST_CASE("matmul: alpha and beta (C read only when beta != 0)") {
     for (DType t : {DType::f32, DType::f64})
-      for (auto [alpha, beta] : {std::pair{1.0, 1.0}, std::pair{0.5, -1.5}, std::pair{0.0, 2.0}, std::pair{-2.0, 0.0}})
-        for (const auto& v : versions()) {
-          check_version(v, operand({65, 31}, t, 0, false), operand({31, 33}, t, 1, false),
-                        randn({65, 33}, {.dtype = t}), alpha, beta, false, false);
-          // K == 0: C = beta * C (or zeros when beta == 0, even over NaN)
-          check_version(v, empty({7, 0}, {.dtype = t}), empty({0, 5}, {.dtype = t}), randn({7, 5}, {.dtype = t}), alpha,
-                        beta, false, false);
+      for (auto [alpha, beta] :
+           {std::pair{1.0, 1.0}, std::pair{0.5, -1.5}, std::pair{0.0, 2.0}, std::pair{-2.0, 0.0}}) {
+        Case cs = make_case(operand({65, 300}, t, 0, false), operand({300, 33}, t, 1, false), t);
+        cs.c0 = randn({65, 33}, {.dtype = t});
+        cs.alpha = alpha;
+        cs.beta = beta;
+        check_all(cs);
+        // K == 0: C = beta * C (or zeros when beta == 0, even over NaN)
+        Case k0 = make_case(empty({7, 0}, {.dtype = t}), empty({0, 5}, {.dtype = t}), t);
+        k0.c0 = randn({7, 5}, {.dtype = t});
+        k0.alpha = alpha;
+        k0.beta = beta;
+        check_all(k0);
+      }
+  }
+
+  TEST_CASE("matmul: fused epilogue — bias and every activation, every dtype") {
+    ThreadsGuard guard;
+    using kernels::Activation;
+    int n = 0;
+    for (DType t : {DType::f32, DType::f64, DType::bf16})
+      for (Activation act :
+           {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu})
+        for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{1, 31, 7}, std::tuple{70, 40, 300}}) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          Case cs = make_case(operand({M, K}, t, n % 3, false), operand({K, N}, t, (n + 1) % 3, false), t, n % 4 == 0);
+          // a strided bias every other case (a column of a matrix); K = 300 spans two kc blocks
+          cs.bias = n % 2 ? randn({N}, {.dtype = t}) : squeeze(slice(randn({N, 2}, {.dtype = t}), 1, 0, 1), -1);
+          cs.act = act;
+          if (n % 3 == 0) {
+            cs.c0 = randn({M, N}, {.dtype = t});
+            cs.beta = 0.5;
+          }
+          check_all(cs);
+          cs.bias = Tensor();  // activation alone
+          check_all(cs);
         }
   }
 
@@ -183,51 +289,80 @@ TEST_SUITE("kernels") {
     ThreadsGuard guard;
     for (int threads : {1, 2}) {
       set_num_threads(threads);
-      for (auto [M, N, K] : {std::tuple{65, 127, 33}, std::tuple{127, 31, 300}, std::tuple{1, 7, 1000}})
+      for (auto [M, N, K] :
+           {std::tuple{65, 127, 33}, std::tuple{127, 31, 300}, std::tuple{1, 7, 1000}, std::tuple{100, 70, 700}})
         for (int la = 0; la < 3; ++la) {
           Tensor a = operand({M, K}, DType::f32, la, true), b = operand({K, N}, DType::f32, 2 - la, true);
-          Tensor c0 = to_dtype(randint(-8, 9, {M, N}), DType::f32);
-          for (const auto& v : versions()) {
-            check_version(v, a, b, c0, 1.0, 0.0, la == 1, true);
-            check_version(v, a, b, c0, 2.0, -1.0, false, true);
-          }
+          Case cs = make_case(a, b, DType::f32, la == 1);
+          cs.exact = true;
+          CHECK(check_all(cs) >= 2);
+          cs.c0 = to_dtype(randint(-8, 9, {M, N}), DType::f32);
+          cs.alpha = 2.0;
+          cs.beta = -1.0;
+          cs.c_transposed = false;
+          cs.bias = to_dtype(randint(-8, 9, {N}), DType::f32);
+          cs.act = kernels::Activation::relu;
+          CHECK(check_all(cs) >= 2);
         }
     }
   }
 
   TEST_CASE("matmul: one and two threads give bitwise-equal results") {
     ThreadsGuard guard;
-    Tensor a = randn({2, 130, 257}), b = randn({2, 257, 70});
-    for (const auto& v : versions()) {
-      Tensor c1 = empty({2, 130, 70}), c2 = empty({2, 130, 70});
-      set_num_threads(1);
-      kernels::matmul_family().run_version(v, params(a, b, c1, 1.0, 0.0));
-      set_num_threads(2);
-      kernels::matmul_family().run_version(v, params(a, b, c2, 1.0, 0.0));
-      CHECK_EQUAL_TENSOR(c2, c1);
-      // and both agree with ref, at each thread count
-      for (int threads : {1, 2}) {
-        set_num_threads(threads);
-        check_version(v, a, b, empty({2, 130, 70}), 1.0, 0.0, false, false);
-      }
+    for (DType t : {DType::f32, DType::bf16}) {
+      Tensor a = randn({2, 130, 257}, {.dtype = t}), b = randn({2, 257, 70}, {.dtype = t});
+      Tensor a1 = randn({1, 600}, {.dtype = t}), b1 = randn({600, 300}, {.dtype = t});  // a skinny one: split along N
+      for (const auto& v : versions())
+        for (auto [x, y] : {std::pair{a, b}, std::pair{a1, b1}}) {
+          Shape cs = x.sizes();
+          cs.back() = y.size(-1);
+          Tensor c1 = empty(cs, {.dtype = t}), c2 = empty(cs, {.dtype = t});
+          if (!kernels::matmul_family().accepts(v, params(x, y, c1, 1.0, 0.0))) continue;
+          set_num_threads(1);
+          kernels::matmul_family().run_version(v, params(x, y, c1, 1.0, 0.0));
+          set_num_threads(2);
+          kernels::matmul_family().run_version(v, params(x, y, c2, 1.0, 0.0));
+          INFO("version ", v, " dtype ", std::string(dtype_name(t)), " shape ", shape_str(cs));
+          CHECK_EQUAL_TENSOR(c2, c1);
+        }
     }
   }
 
   TEST_CASE("matmul: bf16 and f16 inputs accumulate in f32 and round once") {
     for (DType t : {DType::bf16, DType::f16})
-      for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{1, 31, 7}, std::tuple{127, 7, 300}})
-        for (const auto& v : versions()) {
-          check_version(v, operand({M, K}, t, 0, false), operand({K, N}, t, 1, false), empty({M, N}, {.dtype = t}), 1.0,
-                        0.0, false, false);
-          check_version(v, operand({M, K}, t, 2, false), operand({K, N}, t, 0, false), randn({M, N}, {.dtype = t}), 0.5,
-                        1.0, true, false);
-        }
+      for (auto [M, N, K] :
+           {std::tuple{33, 65, 127}, std::tuple{1, 31, 7}, std::tuple{127, 7, 300}, std::tuple{65, 1000, 33}}) {
+        check_all(make_case(operand({M, K}, t, 0, false), operand({K, N}, t, 1, false), t));
+        Case cs = make_case(operand({M, K}, t, 2, false), operand({K, N}, t, 0, false), t, true);
+        cs.c0 = randn({M, N}, {.dtype = t});
+        cs.alpha = 0.5;
+        cs.beta = 1.0;
+        check_all(cs);
+      }
     // f32 accumulation is visible: 4096 ones sum to 4096 exactly (a bf16 accumulator stalls at 256)
     Tensor a = ones({1, 4096}, {.dtype = DType::bf16}), b = ones({4096, 1}, {.dtype = DType::bf16});
     for (const auto& v : versions()) {
       Tensor c = empty({1, 1}, {.dtype = DType::bf16});
+      if (!kernels::matmul_family().accepts(v, params(a, b, c, 1.0, 0.0))) continue;
       kernels::matmul_family().run_version(v, params(a, b, c, 1.0, 0.0));
+      INFO("version ", v);
       CHECK(c.item() == 4096.0);
     }
+  }
+
+  TEST_CASE("matmul: the op's default pick is the best version that accepts") {
+    const CpuFeatures& f = cpu_features();
+    Tensor a = randn({8, 8}), b = randn({8, 8}), c = empty({8, 8});
+    auto& fam = kernels::matmul_family();
+    const std::string best = fam.accepts("cpu_avx512", params(a, b, c, 1, 0)) ? "cpu_avx512"
+                             : fam.accepts("cpu_avx2", params(a, b, c, 1, 0)) ? "cpu_avx2"
+                                                                              : "cpu_packed";
+    const auto all = versions();
+    CHECK(all.front() == (f.avx512f ? "cpu_avx512" : all.front()));
+    for (const auto& v : all)
+      if (fam.accepts(v, params(a, b, c, 1, 0))) {
+        CHECK(v == best);
+        break;
+      }
   }
 }

@@ -1,0 +1,45 @@
+// autograd/ops/attention.cpp — attention composed from differentiable ops (see the header).
+#include "autograd/ops/attention.h"
+
+#include <cmath>
+
+#include "autograd/ops/elementwise.h"
+#include "autograd/ops/matmul.h"
+#include "autograd/ops/shape.h"
+#include "autograd/ops/softmax.h"
+#include "autograd/ops/view.h"
+
+namespace tessel {
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {
+  check(q.defined() && k.defined() && v.defined(), "attention", "got an undefined tensor");
+  check(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(), "attention",
+        "q, k, v must have the same rank >= 2, got ", q.sizes(), ", ", k.sizes(), ", ", v.sizes());
+  check(q.size(-1) == k.size(-1), "attention", "q and k head dims differ: q is ", q.sizes(), ", k is ", k.sizes());
+  check(k.size(-2) == v.size(-2), "attention", "k and v lengths differ: k is ", k.sizes(), ", v is ", v.sizes());
+  const int64_t T = q.size(-2), S = k.size(-2), D = q.size(-1);
+  double scale = o.scale != 0 ? o.scale : 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(D, 1)));
+  Tensor scores = matmul(q, transpose(k, -1, -2)) * scale;  // [..., T, S]
+  if (o.causal) {
+    Tensor qi = reshape(arange(T, {.dtype = DType::i64, .device = q.device()}), {T, 1});
+    Tensor kj = reshape(arange(S, {.dtype = DType::i64, .device = q.device()}), {1, S});
+    Tensor future = gt(kj, qi + (S - T));  // [T, S]
+    scores = where(future, scalar_tensor(-INFINITY, {.dtype = scores.dtype(), .device = q.device()}), scores);
+  }
+  return matmul(softmax(scores, -1), v);
+}
+
+Tensor rotary_embedding(const Tensor& x, double base) {
+  check(x.dim() >= 2 && x.size(-1) % 2 == 0, "rotary_embedding", "expected [..., T, D] with D even, got ", x.sizes());
+  const int64_t T = x.size(-2), D = x.size(-1), half = D / 2;
+  // angle[t, i] = t * base^(-2i / D), built in f64 then cast to x's dtype
+  Tensor pos = reshape(arange(0.0, static_cast<double>(T), 1.0, {.dtype = DType::f64}), {T, 1});
+  Tensor inv = exp(arange(0.0, static_cast<double>(half), 1.0, {.dtype = DType::f64}) *
+                   (-2.0 * std::log(base) / static_cast<double>(D)));
+  Tensor angle = pos * reshape(inv, {1, half});  // [T, half]
+  Tensor c = to_dtype(cos(angle), x.dtype()), s = to_dtype(sin(angle), x.dtype());
+  Tensor x1 = slice(x, -1, 0, half), x2 = slice(x, -1, half, D);
+  return cat({x1 * c - x2 * s, x2 * c + x1 * s}, -1);
+}
+
+}  // namespace tessel

@@ -1,0 +1,35 @@
+// kernels/matmul.cpp — the matmul family table: every CPU rung of the GEMM ladder by name.
+//
+// Priorities follow the ladder (docs/gemm.md): the op runs the highest-priority version that
+// accepts the arguments, so on an AVX-512 CPU f32 and bf16 go to "cpu_avx512", on an AVX2 one
+// f32 goes to "cpu_avx2", and f64 / f16 (or any other CPU) to the portable "cpu_packed".
+// TESSEL_KERNEL_MATMUL=<name> forces one (falling back to the ladder if it declines).
+#include "kernels/matmul.h"
+
+namespace tessel::kernels {
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::none: return "none";
+    case Activation::relu: return "relu";
+    case Activation::gelu_tanh: return "gelu_tanh";
+    case Activation::gelu_erf: return "gelu_erf";
+    case Activation::silu: return "silu";
+  }
+  return "?";
+}
+
+Family<MatmulParams>& matmul_family() {
+  static Family<MatmulParams>* f = [] {
+    auto* fam = new Family<MatmulParams>("matmul");  // never destroyed: usable during static teardown
+    fam->add("ref", DeviceType::cpu, 0, matmul_ref);
+    fam->add("cpu_blocked", DeviceType::cpu, 5, matmul_blocked);
+    fam->add("cpu_packed", DeviceType::cpu, 10, matmul_cpu);
+    fam->add("cpu_avx2", DeviceType::cpu, 20, matmul_avx2, matmul_avx2_accepts);
+    fam->add("cpu_avx512", DeviceType::cpu, 30, matmul_avx512, matmul_avx512_accepts);
+    return fam;
+  }();
+  return *f;
+}
+
+}  // namespace tessel::kernels
