@@ -27,12 +27,15 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-using ordered_json = nlohmann::ordered_json;
+// std::map-backed objects: parsing n names costs O(n log n) (an insertion-ordered object would
+// cost O(n^2), a denial of service from a header of many small entries). The order of the JSON
+// keys carries no meaning; the data offsets order the tensors.
+using json = nlohmann::json;
 
 // The reference implementation's limit: larger headers are refused before they are read.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-// nlohmann's parse depth: 1 for the root's keys, 2 inside a tensor entry, 3 for the sizes in
-// "shape"; nothing legitimate nests deeper.
+// Containers: the root object, a tensor entry (or __metadata__), its "shape" or "data_offsets"
+// array; nothing legitimate nests deeper.
 constexpr int kMaxJsonDepth = 3;
 
 template <class... Parts>
@@ -56,7 +59,7 @@ struct Entry {
 // Reads n bytes at `offset` of the data source into dst (throws on a short read).
 using ReadAt = std::function<void(uint64_t offset, void* dst, size_t n)>;
 
-Entry parse_entry(const std::string& file, const std::string& name, const ordered_json& v, uint64_t data_size) {
+Entry parse_entry(const std::string& file, const std::string& name, const json& v, uint64_t data_size) {
   Entry e;
   e.name = name;
   const std::string who = "tensor '" + name + "'";
@@ -65,7 +68,7 @@ Entry parse_entry(const std::string& file, const std::string& name, const ordere
   for (const char* key : {"dtype", "shape", "data_offsets"})
     if (!v.contains(key)) bad(file, who, " has no \"", key, "\"");
 
-  const ordered_json& dt = v.at("dtype");
+  const json& dt = v.at("dtype");
   if (!dt.is_string()) bad(file, who, " dtype is a JSON ", dt.type_name(), "; expected a string such as \"F32\"");
   const std::string& dname = dt.get_ref<const std::string&>();
   try {
@@ -75,28 +78,32 @@ Entry parse_entry(const std::string& file, const std::string& name, const ordere
         "', which tessel does not read (it reads F32, F64, BF16, F16, I32, I64, BOOL)");
   }
 
-  const ordered_json& sh = v.at("shape");
+  const json& sh = v.at("shape");
   if (!sh.is_array()) bad(file, who, " shape is a JSON ", sh.type_name(), "; expected an array of sizes");
   if (sh.size() > static_cast<size_t>(kMaxDims))
     bad(file, who, " has ", sh.size(), " dims; tessel tensors have at most ", kMaxDims);
-  for (const ordered_json& d : sh) {
+  for (const json& d : sh) {
     if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
       bad(file, who, " shape ", sh.dump(), " holds ", d.dump(), "; expected non-negative integers");
     e.shape.push_back(d.get<int64_t>());
   }
-  // The element count, and the bytes it needs, without overflow (a zero size anywhere makes
-  // the tensor empty whatever the other sizes are).
-  uint64_t nbytes = 0;
-  if (std::find(e.shape.begin(), e.shape.end(), 0) == e.shape.end()) {
-    uint64_t n = 1;
-    bool overflow = false;
-    for (int64_t d : e.shape) overflow |= __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n);
-    overflow |= __builtin_mul_overflow(n, static_cast<uint64_t>(dtype_size(e.dtype)), &nbytes);
-    if (overflow || nbytes > static_cast<uint64_t>(INT64_MAX))
-      bad(file, who, " shape ", e.shape, " of ", dname, " is too large to address");
+  // The bytes the shape needs, without overflow. The non-zero sizes must multiply to an
+  // addressable count even when a zero makes the tensor empty: tessel's strides are products
+  // of them.
+  uint64_t nonzero = 1, nbytes = 0;
+  bool overflow = false, has_zero = false;
+  for (int64_t d : e.shape) {
+    if (d == 0)
+      has_zero = true;
+    else
+      overflow |= __builtin_mul_overflow(nonzero, static_cast<uint64_t>(d), &nonzero);
   }
+  overflow |= __builtin_mul_overflow(nonzero, static_cast<uint64_t>(dtype_size(e.dtype)), &nbytes);
+  if (overflow || nbytes > static_cast<uint64_t>(INT64_MAX))
+    bad(file, who, " shape ", e.shape, " of ", dname, " is too large to address");
+  if (has_zero) nbytes = 0;
 
-  const ordered_json& off = v.at("data_offsets");
+  const json& off = v.at("data_offsets");
   if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
     bad(file, who, " data_offsets ", off.dump(), " is not a pair of non-negative integers [begin, end]");
   e.begin = off[0].get<uint64_t>();
@@ -109,6 +116,44 @@ Entry parse_entry(const std::string& file, const std::string& name, const ordere
     bad(file, who, " data_offsets ", range_str(e.begin, e.end), " run past the data section (", data_size, " bytes)");
   return e;
 }
+
+// SAX events of the header: containers nest at most kMaxJsonDepth deep, and the root object
+// names each key once. Malformed JSON throws nlohmann's parse_error from parse_error().
+class HeaderCheck : public nlohmann::json_sax<json> {
+ public:
+  explicit HeaderCheck(const std::string& file) : file_(file) {}
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return enter(); }
+  bool start_array(std::size_t) override { return enter(); }
+  bool end_object() override { return leave(); }
+  bool end_array() override { return leave(); }
+  bool key(string_t& k) override {
+    if (depth_ == 1 && !seen_.insert(k).second) bad(file_, "the header names '", k, "' twice");
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    bad(file_, "the header is not valid JSON: ", e.what());
+  }
+
+ private:
+  bool enter() {
+    if (++depth_ > kMaxJsonDepth) bad(file_, "the JSON header nests deeper than ", kMaxJsonDepth, " levels");
+    return true;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  const std::string& file_;
+  int depth_ = 0;
+  std::set<std::string> seen_;
+};
 
 SafetensorsFile load_impl(const std::string& file, uint64_t file_size, const ReadAt& read_at) {
   if (file_size < 8)
@@ -128,20 +173,18 @@ SafetensorsFile load_impl(const std::string& file, uint64_t file_size, const Rea
   read_at(8, header.data(), header_len);
   if (header[0] != '{') bad(file, "the header does not start with '{'; expected a JSON object");
 
-  // The parser calls back on every event: refuse deep nesting (no legitimate header needs it)
-  // and names given twice (JSON allows them; a checkpoint must not).
-  std::set<std::string> seen;
-  auto on_event = [&](int depth, nlohmann::json::parse_event_t event, ordered_json& parsed) {
-    if (depth > kMaxJsonDepth) bad(file, "the JSON header nests deeper than ", kMaxJsonDepth, " levels");
-    if (event == nlohmann::json::parse_event_t::key && depth == 1) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!seen.insert(key).second) bad(file, "the header names '", key, "' twice");
-    }
-    return true;
-  };
-  ordered_json root;
+  // A first, streaming pass refuses deep nesting (no legitimate header needs it) and names
+  // given twice (JSON allows them; a checkpoint must not). Not a parse callback: nlohmann's
+  // callback parser rescans the enclosing object after every member, which is quadratic.
+  HeaderCheck check_pass(file);
   try {
-    root = ordered_json::parse(header.begin(), header.end(), on_event);
+    json::sax_parse(header.begin(), header.end(), &check_pass);
+  } catch (const nlohmann::json::exception& e) {
+    bad(file, "the header is not valid JSON: ", e.what());
+  }
+  json root;
+  try {
+    root = json::parse(header.begin(), header.end());
   } catch (const nlohmann::json::exception& e) {
     bad(file, "the header is not valid JSON: ", e.what());
   }
@@ -219,9 +262,9 @@ void save_impl(const char* what, const std::vector<std::pair<std::string, Tensor
     return tensors[a].second.element_size() > tensors[b].second.element_size();
   });
 
-  ordered_json header = ordered_json::object();
+  json header = json::object();
   if (!metadata.empty()) {
-    ordered_json m = ordered_json::object();
+    json m = json::object();
     for (const auto& [k, v] : metadata) m[k] = v;
     header["__metadata__"] = std::move(m);
   }
@@ -229,7 +272,7 @@ void save_impl(const char* what, const std::vector<std::pair<std::string, Tensor
   for (size_t i : order) {
     const auto& [name, t] = tensors[i];
     uint64_t nbytes = static_cast<uint64_t>(t.numel()) * t.element_size();
-    ordered_json e = ordered_json::object();
+    json e = json::object();
     e["dtype"] = safetensors_dtype_name(t.dtype());
     e["shape"] = t.sizes();
     e["data_offsets"] = {pos, pos + nbytes};
@@ -377,7 +420,8 @@ SafetensorsFile load_safetensors_from_memory(const void* data, size_t size, cons
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not hang waiting for a writer (it is then refused below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail("safetensors", path, ": cannot open: ", errno_str(errno));
   struct Closer {
     int fd;

@@ -241,6 +241,18 @@ TEST_SUITE("core") {
     CHECK(g.at("q").sizes() == Shape{4, 0});
   }
 
+  TEST_CASE("safetensors: a header of many entries parses in n log n") {
+    // An insertion-ordered JSON object would make this quadratic (a denial of service from a
+    // small file); 20000 names must stay well under a second.
+    std::string h = "{";
+    for (int i = 0; i < 20000; ++i)
+      h += (i ? ",\"t" : "\"t") + std::to_string(i) + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+    h += "}";
+    SafetensorsFile f = load_mem(with_header(h, {}));
+    CHECK(f.tensors.size() == 20000u);
+    CHECK(f.contains("t19999"));
+  }
+
   TEST_CASE("safetensors: corrupted headers are rejected with errors that say what is wrong") {
     auto rejects = [](const std::vector<uint8_t>& bytes, const std::string& what) {
       CAPTURE(what);
@@ -284,6 +296,7 @@ TEST_SUITE("core") {
     rejects(with_header("{" + entry("a", "F32", "[1,1,1,1,1,1,1,1,4]", "[0,16]") + "}", d16), "has 9 dims");
     rejects(with_header("{" + entry("a", "F32", "[4611686018427387904,4]", "[0,16]") + "}", d16), "too large");
     rejects(with_header("{" + entry("a", "F64", "[1152921504606846976]", "[0,16]") + "}", d16), "too large");
+    rejects(with_header("{" + entry("a", "F32", "[4611686018427387904,4,0]", "[0,0]") + "}", {}), "too large");
     rejects(with_header("{" + entry("a", "F32", "[18446744073709551615]", "[0,16]") + "}", d16),
             "expected non-negative integers");
     rejects(with_header("{" + entry("w", "F32", "[5,6]", "[0,100]") + "}", std::vector<uint8_t>(100)),
