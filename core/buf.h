@@ -25,6 +25,7 @@ struct Buf {
     return n;
   }
   bool is_contiguous() const {
+    if (numel() == 0) return true;  // nothing to lay out
     int64_t expected = 1;
     for (int i = ndim - 1; i >= 0; --i) {
       if (size[i] != 1 && stride[i] != expected) return false;

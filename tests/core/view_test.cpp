@@ -97,3 +97,11 @@ TEST_SUITE("core") {
     CHECK(x.alias({2}, {2}, 1).numel() == 2);
   }
 }
+
+TEST_SUITE("core") {
+  TEST_CASE("empty tensors are contiguous whatever their shape") {
+    CHECK(empty({3, 0, 2}).is_contiguous());
+    CHECK(empty({3, 0, 2}).buf().is_contiguous());
+    CHECK(contiguous(transpose(empty({3, 0, 2}), 0, 2)).numel() == 0);
+  }
+}
