@@ -52,22 +52,28 @@ inline float exp_f32(float x) { return kernels::exp_f32(x); }
 // ln x = k ln2 + ln m with x = m 2^k, m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(f) with
 // f = (m - 1) / (m + 1), |f| <= 0.1716: 2f + 2f s R(s), s = f^2, R fitted on [0, 0.02944].
 inline float log_f32(float x) {
-  const bool sub = x < 1.17549435e-38f;  // subnormals (and 0, negatives: fixed up below)
-  const float xs = sub ? x * 8388608.0f : x;
-  const int32_t bits = std::bit_cast<int32_t>(xs);
+  // Selects are written as bit masks here, on purpose: with a `?:`, GCC sinks the float math
+  // of the not-taken side into a branch, then will not if-convert it (float ops may trap), and
+  // the whole loop stays scalar. Masks leave it nothing to sink.
+  const int32_t ix = std::bit_cast<int32_t>(x), ax = ix & 0x7fffffff;
+  // Subnormal x is scaled by 2^23 first (0 and negatives are fixed up at the end).
+  const int32_t sub = -static_cast<int32_t>(ax < 0x00800000);  // all ones if subnormal
+  const int32_t bits = (std::bit_cast<int32_t>(x * 8388608.0f) & sub) | (ix & ~sub);
   const int32_t k = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3 = sqrt(1/2)
   const float m = std::bit_cast<float>(bits - (k << 23));
-  const float e = static_cast<float>(k) - (sub ? 23.0f : 0.0f);
+  const float e = static_cast<float>(k - (23 & sub));
   const float f = (m - 1.0f) / (m + 1.0f);
   const float s = f * f;
   constexpr double hi = 0.029437251522859434;
   constexpr float c[] = {3.363083652e-01f, 3.006980861e-03f, 3.204112654e-05f};
   const float r = poly(s * float(2.0 / hi) - 1.0f, c);
   const float lnm = 2.0f * f + 2.0f * f * s * r;
-  float y = e * 0.693359375f + (lnm + e * -2.12194440e-4f);  // ln2 split: e * hi is exact
-  y = x < 0.0f || x != x ? NAN : y;
-  y = x == 0.0f ? -INFINITY : y;
-  return x == INFINITY ? INFINITY : y;
+  const float y = e * 0.693359375f + (lnm + e * -2.12194440e-4f);  // ln2 split: e * hi is exact
+  // Specials: x < 0 and NaN -> NaN, +-0 -> -inf, +inf -> +inf.
+  const int32_t special = -static_cast<int32_t>((ix < 0) | (ix >= 0x7f800000) | (ax == 0));
+  const int32_t is_zero = -static_cast<int32_t>(ax == 0), is_inf = -static_cast<int32_t>(ix == 0x7f800000);
+  const int32_t sbits = (int32_t(0xff800000) & is_zero) | (0x7f800000 & is_inf) | (0x7fc00000 & ~(is_zero | is_inf));
+  return std::bit_cast<float>((sbits & special) | (std::bit_cast<int32_t>(y) & ~special));
 }
 
 // |x| < 0.55: x + x s T(s), s = x^2 (T fitted on [0, 0.3025]); otherwise
