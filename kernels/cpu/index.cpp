@@ -6,12 +6,15 @@
 // scatter_add: two iteration positions can add into the same element of `indexed` only if
 // they agree on every coordinate except `dim` — they lie on the same "line" along dim. So the
 // lines are split among the threads (never two threads on one element: no atomics, no
-// races), and each thread walks its block of lines one dim-step at a time, adding in the
-// same order as ref (dim coordinate ascending): the result is bitwise equal to ref for any
-// thread count. For embedding's backward (indexed [V, D], dense [N, D], dim 0) the lines are
+// races). Each thread adds in the same order as ref (dim coordinate ascending) for every
+// element, walking either its block of lines one dim-step at a time or each line along dim,
+// whichever reads `dense` contiguously: the result is bitwise equal to ref for any thread
+// count. For embedding's backward (indexed [V, D], dense [N, D], dim 0) the lines are
 // the D columns: each thread owns a block of columns and streams every row's slice of it,
 // contiguous in both dy and the gradient.
 #include "kernels/index.h"
+
+#include <cstdlib>
 
 #include "core/parallel.h"
 
@@ -55,9 +58,28 @@ void scatter_add_cpu(const IndexParams& p) {
   const int64_t si = p.index.stride[p.dim], sdn = p.dense.stride[p.dim], sd = p.indexed.stride[p.dim];
   T* indexed = p.indexed.ptr<T>();
   const T* dense = p.dense.ptr<T>();
+  // Which loop goes inside: the one that walks `dense` with the smaller stride. Along the
+  // lines (step outer) when the lines are the contiguous dim, as in embedding's backward; along
+  // `dim` (line outer) when `dim` is, as in index_select's and gather's backward along the last
+  // dim, where the step-outer order read one element per cache line per step. Either order
+  // adds into each element in ascending step order, so the result does not change.
+  const bool step_inner = nl == 0 || std::abs(sdn) < std::abs(ldense[nl - 1]);
   parallel_for(lines, std::max<int64_t>(1, (1 << 14) / steps), [&](int64_t b, int64_t e) {
     const int64_t* st[3] = {lidx, ldense, lindexed};
     StridedCounter<3> it(nl, lsize, st);
+    if (step_inner) {
+      it.seek(b);
+      for (int64_t l = b; l < e; ++l, it.next()) {
+        T* row = indexed + it.off[2];
+        const T* src = dense + it.off[1];
+        const int64_t i0 = it.off[0];
+        for (int64_t s = 0; s < steps; ++s) {
+          T& x = row[load_index(p.index, i0 + s * si) * sd];
+          x = static_cast<T>(static_cast<A>(x) + static_cast<A>(src[s * sdn]));
+        }
+      }
+      return;
+    }
     for (int64_t s = 0; s < steps; ++s) {
       it.seek(b);
       for (int64_t l = b; l < e; ++l, it.next()) {
