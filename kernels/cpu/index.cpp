@@ -1,7 +1,7 @@
 // kernels/cpu/index.cpp — gather and scatter_add with OpenMP threads, deterministically.
 //
 // gather: every output element is written once, so threads simply take contiguous ranges of
-// the iteration space (row-major).
+// the iteration space's rows (row-major).
 //
 // scatter_add: two iteration positions can add into the same element of `indexed` only if
 // they agree on every coordinate except `dim` — they lie on the same "line" along dim. So the
@@ -21,21 +21,41 @@
 namespace tessel::kernels {
 namespace {
 
-template <class T>
-void gather_cpu(const IndexParams& p) {
+// Rows of the iteration's last dim, each a tight loop with the index type known, instead of a
+// strided counter and an index-dtype branch per element.
+template <class T, class I>
+void gather_rows(const IndexParams& p) {
+  const int nd = p.index.ndim;
+  const int64_t inner = p.index.size[nd - 1];
   const int64_t n = p.index.numel();
+  if (n == 0) return;
+  const int64_t rows = n / inner;
   int64_t shared[kMaxDims] = {};
-  for (int d = 0; d < p.index.ndim; ++d) shared[d] = d == p.dim ? 0 : p.indexed.stride[d];
+  for (int d = 0; d < nd; ++d) shared[d] = d == p.dim ? 0 : p.indexed.stride[d];
   const int64_t sd = p.indexed.stride[p.dim];
+  const int64_t ii = p.index.stride[nd - 1], id = p.dense.stride[nd - 1], ix = shared[nd - 1];
+  const I* index = p.index.ptr<I>();
   const T* indexed = p.indexed.ptr<T>();
   T* dense = p.dense.ptr<T>();
-  parallel_for(n, 1 << 14, [&](int64_t b, int64_t e) {
+  parallel_for(rows, std::max<int64_t>(1, (1 << 14) / inner), [&](int64_t b, int64_t e) {
     const int64_t* st[3] = {p.index.stride, p.dense.stride, shared};
-    StridedCounter<3> it(p.index.ndim, p.index.size, st);
+    StridedCounter<3> it(nd - 1, p.index.size, st);
     it.seek(b);
-    for (int64_t i = b; i < e; ++i, it.next())
-      dense[it.off[1]] = indexed[it.off[2] + load_index(p.index, it.off[0]) * sd];
+    for (int64_t r = b; r < e; ++r, it.next()) {
+      const I* irow = index + it.off[0];
+      T* drow = dense + it.off[1];
+      const T* xrow = indexed + it.off[2];
+      for (int64_t j = 0; j < inner; ++j) drow[j * id] = xrow[j * ix + static_cast<int64_t>(irow[j * ii]) * sd];
+    }
   });
+}
+
+template <class T>
+void gather_cpu(const IndexParams& p) {
+  if (p.index.dtype == DType::i64)
+    gather_rows<T, int64_t>(p);
+  else
+    gather_rows<T, int32_t>(p);
 }
 
 template <class T>
