@@ -30,6 +30,7 @@ void bm_elementwise(benchmark::State& state, const std::string& version, EwOp op
   const int64_t n = state.range(0);
   const int arity = kernels::ew_arity(op);
   Tensor a = randn({n}), b = randn({n}), out = empty({n});
+  if (op == EwOp::log) a = abs(a);  // the op's domain (the kernels are branch-free either way)
   kernels::ElementwiseParams p;
   p.op = op;
   p.out = out.buf();
@@ -60,7 +61,10 @@ const int64_t kBig = 1 << 24;  // 64 MiB per f32 operand
 const bool registered = [] {
   benchmark::RegisterBenchmark("copy", bm_copy)->Arg(kBig)->UseRealTime();
   for (const std::string& v : kernels::elementwise_family().versions(DeviceType::cpu)) {
-    for (EwOp op : {EwOp::add, EwOp::mul, EwOp::exp, EwOp::gelu_tanh, EwOp::relu}) {
+    // Streaming arithmetic, then every activation forward and its fused backward (dy, x).
+    for (EwOp op : {EwOp::add, EwOp::mul, EwOp::relu, EwOp::exp, EwOp::log, EwOp::tanh, EwOp::sigmoid, EwOp::silu,
+                    EwOp::gelu_tanh, EwOp::gelu_erf, EwOp::relu_bwd, EwOp::tanh_bwd, EwOp::sigmoid_bwd, EwOp::silu_bwd,
+                    EwOp::gelu_tanh_bwd, EwOp::gelu_erf_bwd}) {
       std::string name = std::string("elementwise/") + kernels::ew_name(op) + "/" + v;
       benchmark::RegisterBenchmark(name.c_str(), bm_elementwise, v, op)
           ->Arg(v == "ref" ? kBig / 8 : kBig)

@@ -1,20 +1,81 @@
 // kernels/cpu/elementwise.cpp — elementwise ops with OpenMP threads and compiler SIMD.
 //
 // Elementwise ops are memory-bound: an add over n f32 moves 12n bytes and does n flops, so the
-// goal is streaming memory at full bandwidth. Two things make that possible here:
+// goal is streaming memory at full bandwidth. Three things make that possible here:
 //  1. Coalescing: dims that are laid out back to back in every operand merge into one, so a
 //     contiguous tensor of any shape becomes one flat loop, and a broadcast bias add [N, C]+[C]
 //     becomes N rows of a contiguous C-loop.
 //  2. The op is a template argument (visit_ew_op), so the formula is inlined into the loop and
-//     the innermost contiguous loop vectorizes (`omp simd`; libmvec supplies vector exp/log).
+//     the innermost contiguous loop vectorizes (`omp simd`).
+//  3. In f32 (and bf16/f16, which compute in f32) the transcendental ops and their fused
+//     gradients use kernels/cpu/simd_math.h instead of libm, so they vectorize too: gelu_tanh
+//     costs ~40 vector instructions per 16 elements, below what memory delivers in that time.
+//     The formulas are the ref's (kernels/elementwise.h), rearranged where the ref's form
+//     cancels: gelu_tanh = x sigmoid(2u) instead of x (1 + tanh u) / 2, gelu_erf = x Phi(x)
+//     with Phi from erfc instead of 1 + erf (which loses all digits for x << 0).
 // Work is split over threads by rows, with a grain so tiny tensors stay on one thread.
-// Vectorization by hand (AVX-512 intrinsics) is the next rung (see issue "CPU kernels at the
-// machine's limit").
 #include "core/parallel.h"
+#include "kernels/cpu/simd_math.h"
 #include "kernels/elementwise_loop.h"
 
 namespace tessel::kernels {
 namespace {
+
+// The f32 formulas of the transcendental ops (see the header comment); every other op and
+// every other compute type uses the shared formula.
+template <EwOp OP, class C>
+inline C apply_cpu(C a, C b, C c, double alpha, double beta) {
+  if constexpr (std::is_same_v<C, float>) {
+    constexpr float k = 0.7978845608028654f, c3 = 0.044715f;  // gelu_tanh: u = k (x + c3 x^3)
+    if constexpr (OP == EwOp::exp)
+      return simd::exp_f32(a);
+    else if constexpr (OP == EwOp::log)
+      return simd::log_f32(a);
+    else if constexpr (OP == EwOp::tanh)
+      return simd::tanh_f32(a);
+    else if constexpr (OP == EwOp::sigmoid)
+      return simd::sigmoid_f32(a);
+    else if constexpr (OP == EwOp::silu)
+      return a * simd::sigmoid_f32(a);
+    else if constexpr (OP == EwOp::gelu_tanh)  // (1 + tanh u) / 2 = sigmoid(2u)
+      return a * simd::sigmoid_f32(2.0f * k * (a + c3 * a * a * a));
+    else if constexpr (OP == EwOp::gelu_erf)
+      return a * simd::ncdf_f32(a);
+    else if constexpr (OP == EwOp::silu_bwd) {  // dy s (1 + x (1 - s))
+      float s, sm;
+      simd::sigmoid_pair(b, s, sm);
+      return a * s * (1.0f + b * sm);
+    } else if constexpr (OP == EwOp::gelu_tanh_bwd) {  // d/dx x s(2u) = s (1 + 2 x u' (1 - s))
+      float s, sm;
+      simd::sigmoid_pair(2.0f * k * (b + c3 * b * b * b), s, sm);
+      return a * s * (1.0f + 2.0f * b * k * (1.0f + 3.0f * c3 * b * b) * sm);
+    } else if constexpr (OP == EwOp::gelu_erf_bwd)
+      return a * (simd::ncdf_f32(b) + b * simd::npdf_f32(b));
+    else
+      return apply_elementwise<OP, C>(a, b, c, alpha, beta);
+  } else {
+    return apply_elementwise<OP, C>(a, b, c, alpha, beta);
+  }
+}
+
+// EwStep with the cpu formulas.
+template <EwOp OP, class T>
+struct CpuStep : EwStep<OP, T> {
+  using B = EwStep<OP, T>;
+  using C = typename B::C;
+  static inline void run(typename B::Out* out, int64_t o, const typename B::In0* a, int64_t ia, const T* b, int64_t ib,
+                         const T* c, int64_t ic, double alpha, double beta) {
+    C va = static_cast<C>(a[ia]);
+    C vb = C(0), vc = C(0);
+    if constexpr (B::arity >= 2) vb = static_cast<C>(b[ib]);
+    if constexpr (B::arity >= 3) vc = static_cast<C>(c[ic]);
+    C r = apply_cpu<OP, C>(va, vb, vc, alpha, beta);
+    if constexpr (std::is_same_v<typename B::Out, bool>)
+      out[o] = r != C(0);
+    else
+      out[o] = static_cast<typename B::Out>(r);
+  }
+};
 
 constexpr int kOperands = 4;  // out, in0, in1, in2
 
@@ -48,7 +109,7 @@ int coalesce(int ndim, int64_t* size, int64_t (*strides)[kMaxDims], int nops) {
 
 template <EwOp OP, class T>
 void run_typed(const ElementwiseParams& p) {
-  using S = EwStep<OP, T>;
+  using S = CpuStep<OP, T>;
   int64_t size[kMaxDims];
   int64_t strides[kOperands][kMaxDims];
   const Buf* bufs[kOperands] = {&p.out, &p.in[0], &p.in[1], &p.in[2]};
@@ -75,7 +136,7 @@ void run_typed(const ElementwiseParams& p) {
     for (int64_t r = row_begin; r < row_end; ++r, it.next()) {
       const int64_t o = it.off[0], ia = it.off[1], ib = it.off[2], ic = it.off[3];
       if (unit) {
-#pragma omp simd
+#pragma omp simd simdlen(16)  // 512-bit vectors: GCC prefers 256 on this -march; 1.3-1.4x on the activations
         for (int64_t j = col_begin; j < col_end; ++j) S::run(out, o + j, a, ia + j, b, ib + j, c, ic + j, alpha, beta);
       } else {
         for (int64_t j = col_begin; j < col_end; ++j)

@@ -1,10 +1,11 @@
 // kernels/cpu/loss.cpp — fused cross-entropy / NLL forward and backward with OpenMP threads.
 //
-// Threads split the rows. Cross-entropy forward makes two unit-stride passes over a row (max;
-// then sum of exp(x - max) together with sum of x for label smoothing) and stores only lse and
-// the loss: 2 reads of C elements, ~4C flops + C exponentials per row, never materializing the
-// probabilities. Backward recomputes p = exp(x - lse) from the saved lse in the one pass that
-// writes dx, so the whole loss costs three reads and one write of the logits — the reason to
+// Threads split the rows. Cross-entropy forward reads a row once (max and sum of exp(x - max),
+// online by blocks, together with sum of x for label smoothing) and stores only lse and
+// the loss: 1 read of C elements from memory (the block is re-read from L1), ~5C flops + C
+// exponentials per row, never materializing the probabilities. Backward recomputes
+// p = exp(x - lse) from the saved lse in the one pass that writes dx, so the whole loss costs
+// two reads and one write of the logits — the reason to
 // fuse it instead of composing log_softmax and a gather. Rows whose class dim is strided, or
 // stored as bf16/f16, are widened into a per-thread scratch row first.
 #include "kernels/loss.h"
@@ -47,14 +48,28 @@ void loss_rows(const LossParams& p) {
       if (!bwd) {
         S loss = 0;
         if (ce) {
-          S m = -std::numeric_limits<S>::infinity();
-#pragma omp simd reduction(max : m)
-          for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
-          S s = 0, sum_x = 0;
-#pragma omp simd reduction(+ : s, sum_x)
-          for (int64_t c = 0; c < C; ++c) {
-            s += vexp(x[c] - m);
-            sum_x += x[c];
+          // One read of the row: max and sum of exp(x - max) together, online by blocks (as in
+          // kernels/cpu/softmax.cpp; "Online normalizer calculation for softmax").
+          constexpr S kNegInf = -std::numeric_limits<S>::infinity();
+          constexpr int64_t kBlock = 512;
+          S m = kNegInf, s = 0, sum_x = 0;
+          for (int64_t c0 = 0; c0 < C; c0 += kBlock) {
+            const int64_t c1 = std::min(C, c0 + kBlock);
+            S bm = kNegInf;
+#pragma omp simd simdlen(16) reduction(max : bm)
+            for (int64_t c = c0; c < c1; ++c) bm = x[c] > bm ? x[c] : bm;
+            if (bm > m) {
+              s *= vexp(m - bm);
+              m = bm;
+            }
+            S bs = 0, bx = 0;
+#pragma omp simd simdlen(16) reduction(+ : bs, bx)
+            for (int64_t c = c0; c < c1; ++c) {
+              bs += x[c] == kNegInf ? S(0) : vexp(x[c] - m);
+              bx += x[c];
+            }
+            s += bs;
+            sum_x += bx;
           }
           const S lse = m + std::log(s);
           if (!ignored) loss = lse - (S(1) - eps) * x[t] - (eps > 0 ? eps * sum_x / static_cast<S>(C) : S(0));
@@ -76,7 +91,7 @@ void loss_rows(const LossParams& p) {
         const S lse = p.lse.ptr<S>()[n * p.lse.stride[0]];
         const S floor_q = eps / static_cast<S>(C);  // every class's share of the smoothed target
         if (ds == 1) {
-#pragma omp simd
+#pragma omp simd simdlen(16)
           for (int64_t c = 0; c < C; ++c) dx[c] = static_cast<T>((vexp(x[c] - lse) - floor_q) * g);
         } else {
           for (int64_t c = 0; c < C; ++c) dx[c * ds] = static_cast<T>((vexp(x[c] - lse) - floor_q) * g);

@@ -60,16 +60,16 @@ void forward(const NormParams& p) {
       const S* xr = row_as<T, S>(x, r, C, xs);
       S mu = 0;
       if (layer) {
-#pragma omp simd reduction(+ : mu)
+#pragma omp simd simdlen(16) reduction(+ : mu)
         for (int64_t c = 0; c < C; ++c) mu += xr[c];
         mu /= static_cast<S>(C);
       }
       S ss = 0;
-#pragma omp simd reduction(+ : ss)
+#pragma omp simd simdlen(16) reduction(+ : ss)
       for (int64_t c = 0; c < C; ++c) ss += (xr[c] - mu) * (xr[c] - mu);
       const S rstd = S(1) / std::sqrt(ss / static_cast<S>(C) + static_cast<S>(p.eps));
       T* yr = y + r * C;
-#pragma omp simd
+#pragma omp simd simdlen(16)
       for (int64_t c = 0; c < C; ++c) yr[c] = static_cast<T>((xr[c] - mu) * rstd * wp[c] + bp[c]);
       if (layer) p.mean.ptr<S>()[r] = mu;
       p.rstd.ptr<S>()[r] = rstd;
@@ -111,7 +111,7 @@ void backward(const NormParams& p) {
         const S mu = layer ? p.mean.ptr<S>()[r] : S(0);
         const S rstd = p.rstd.ptr<S>()[r];
         S sum_g = 0, sum_gx = 0;
-#pragma omp simd reduction(+ : sum_g, sum_gx)
+#pragma omp simd simdlen(16) reduction(+ : sum_g, sum_gx)
         for (int64_t c = 0; c < C; ++c) {
           const S xhat = (xr[c] - mu) * rstd;
           const S g = dr[c] * wp[c];
@@ -119,7 +119,7 @@ void backward(const NormParams& p) {
           sum_gx += g * xhat;
         }
         if (want_dwb) {
-#pragma omp simd
+#pragma omp simd simdlen(16)
           for (int64_t c = 0; c < C; ++c) {
             pw[c] += dr[c] * ((xr[c] - mu) * rstd);
             pb[c] += dr[c];
@@ -129,7 +129,7 @@ void backward(const NormParams& p) {
           const S mean_g = layer ? sum_g / static_cast<S>(C) : S(0);
           const S mean_gx = sum_gx / static_cast<S>(C);
           T* dxr = dx + r * C;
-#pragma omp simd
+#pragma omp simd simdlen(16)
           for (int64_t c = 0; c < C; ++c) {
             const S xhat = (xr[c] - mu) * rstd;
             dxr[c] = static_cast<T>(rstd * (dr[c] * wp[c] - mean_g - xhat * mean_gx));

@@ -7,6 +7,12 @@
 //    gradient: sum over the batch of [N, C]): summing each column separately would stride
 //    through memory, so instead each thread owns a block of columns and adds whole rows into
 //    an f64 accumulator block — unit-stride reads, vectorizable.
+// Row reductions whose reduced dims form one contiguous run (the common case: over the last
+// dim of a contiguous tensor) take contiguous_row() instead of the strided walk: unit-stride
+// `omp simd` loops, sums in f64 lanes (8 per 512-bit vector, widened from f32 as they load),
+// max/min as a vector max followed by a search for its first index. At 4096 floats per row the
+// old strided loop compiled to gathers and ran at 2.2 GB/s, below ref.
+#include <cmath>
 #include <vector>
 
 #include "core/parallel.h"
@@ -48,6 +54,82 @@ void column_sum(const ReduceParams& p, int64_t K, int64_t R) {
                });
 }
 
+// One output from R contiguous inputs: same results as reduce_one() (first index of the max,
+// NaN propagating, var in two passes), in unit-stride vector loops.
+template <class T, class O>
+void contiguous_row(const ReduceParams& p, const T* row, int64_t R, O* out, int64_t* idx) {
+  using A = reduce_acc_t<T>;
+  auto load = [row](int64_t r) { return static_cast<A>(static_cast<acc_t<T>>(row[r])); };
+  switch (p.op) {
+    case ReduceOp::sum:
+    case ReduceOp::mean: {
+      A acc = 0;
+#pragma omp simd simdlen(16) reduction(+ : acc)
+      for (int64_t r = 0; r < R; ++r) acc += load(r);
+      if (p.op == ReduceOp::mean) acc = static_cast<A>(acc / static_cast<A>(R));
+      *out = static_cast<O>(static_cast<acc_t<O>>(acc));
+      break;
+    }
+    case ReduceOp::max:
+    case ReduceOp::min: {
+      const bool want_max = p.op == ReduceOp::max;
+      A best = load(0);
+      int nan = 0;
+      if (want_max) {
+#pragma omp simd simdlen(16) reduction(max : best) reduction(| : nan)
+        for (int64_t r = 0; r < R; ++r) {
+          const A v = load(r);
+          nan |= is_nan(v);
+          best = v > best ? v : best;
+        }
+      } else {
+#pragma omp simd simdlen(16) reduction(min : best) reduction(| : nan)
+        for (int64_t r = 0; r < R; ++r) {
+          const A v = load(r);
+          nan |= is_nan(v);
+          best = v < best ? v : best;
+        }
+      }
+      // The first index holding the result (or the first NaN); its own value is written, so
+      // that -0 vs +0 ties resolve as in ref (the first one wins).
+      int64_t at = 0;
+      if (nan) {
+        while (!is_nan(load(at))) ++at;
+      } else {
+        while (!(load(at) == best)) ++at;
+      }
+      *out = static_cast<O>(static_cast<acc_t<O>>(load(at)));
+      if (idx) *idx = at;
+      break;
+    }
+    case ReduceOp::var: {
+      double mean = 0;
+#pragma omp simd simdlen(16) reduction(+ : mean)
+      for (int64_t r = 0; r < R; ++r) mean += static_cast<double>(static_cast<acc_t<T>>(row[r]));
+      mean /= static_cast<double>(R);
+      double ss = 0;
+#pragma omp simd simdlen(16) reduction(+ : ss)
+      for (int64_t r = 0; r < R; ++r) {
+        const double d = static_cast<double>(static_cast<acc_t<T>>(row[r])) - mean;
+        ss += d * d;
+      }
+      const double denom = static_cast<double>(R) - p.correction;
+      *out = static_cast<O>(static_cast<acc_t<O>>(denom > 0 ? ss / denom : std::nan("")));
+      break;
+    }
+  }
+}
+
+// Whether the reduced dims (the trailing p.reduced) are one contiguous run of memory.
+bool reduced_contiguous(const ReduceParams& p) {
+  int64_t expect = 1;
+  for (int d = p.in.ndim - 1; d >= p.in.ndim - p.reduced; --d) {
+    if (p.in.size[d] != 1 && p.in.stride[d] != expect) return false;
+    expect *= p.in.size[d];
+  }
+  return true;
+}
+
 }  // namespace
 
 void reduce_cpu(const ReduceParams& p) {
@@ -67,12 +149,17 @@ void reduce_cpu(const ReduceParams& p) {
     const T* in = p.in.ptr<T>();
     O* out = p.out.ptr<O>();
     int64_t* idx = p.idx.ptr<int64_t>();
+    const bool contiguous = R > 0 && reduced_contiguous(p);
     parallel_for(K, std::max<int64_t>(1, (1 << 14) / std::max<int64_t>(R, 1)), [&](int64_t k0, int64_t k1) {
       StridedCounter<3> it(kept, p.in.size, st);
       it.seek(k0);
-      for (int64_t k = k0; k < k1; ++k, it.next())
-        reduce_one<T, O>(p, in, it.off[0], p.reduced, p.in.size + kept, p.in.stride + kept, R, out + it.off[1],
-                         idx ? idx + it.off[2] : nullptr);
+      for (int64_t k = k0; k < k1; ++k, it.next()) {
+        if (contiguous)
+          contiguous_row<T, O>(p, in + it.off[0], R, out + it.off[1], idx ? idx + it.off[2] : nullptr);
+        else
+          reduce_one<T, O>(p, in, it.off[0], p.reduced, p.in.size + kept, p.in.stride + kept, R, out + it.off[1],
+                           idx ? idx + it.off[2] : nullptr);
+      }
     });
   });
 }

@@ -1,8 +1,8 @@
 // kernels/cpu/softmax.cpp — softmax, log-softmax and their gradients with OpenMP threads.
 //
-// Rows are independent, so threads split the rows. Each row costs three streaming passes over
-// C elements (max; exponentials and their sum; scale), about 5C flops plus C exponentials, and
-// moves 2C elements (3C backward): the kernel is bound by memory and by exp().
+// Rows are independent, so threads split the rows. Each row is read from memory once (max and
+// sum of exponentials together, online) and written once, about 6C flops plus C exponentials,
+// moving 2C elements (3C backward): the kernel is bound by memory once exp() is vectorized.
 //
 // Two layouts:
 //  - the softmax dim is contiguous in every operand and the storage type is the compute type
@@ -29,47 +29,89 @@ namespace {
 
 // One row of C contiguous compute-type elements. `out` may alias `x` or `g`: every pass reads
 // element c before it writes element c.
+//
+// Forward is two passes. The first reads the row once and finds both the max m and
+// s = sum exp(x - m) ("Online normalizer calculation for softmax", Milakov & Gimelshein 2018),
+// at the granularity of blocks of kBlock elements rather than of elements: each block's max is
+// taken first (cheap, and the block then sits in L1), the running sum is rescaled by
+// exp(m_old - m_new) once if the max grew, and the block's exponentials are summed against the
+// new max. That costs one exp per element, where the per-element recurrence costs two. Softmax
+// stores each block's exp(x - m_block) as it goes, and a second pass multiplies each block by
+// exp(m_block - m) / s, from cache; log_softmax's second pass writes x - m - log s. Backward needs a full-row dot
+// product before it can write, so it reads (dy, y) twice; the row is in L1/L2 the second time, so memory sees each byte
+// once. The loops are `omp simd` with 512-bit vectors in f32 (simdlen(16); GCC prefers 256 bits on this -march), and
+// exp is kernels/vec_exp.h's.
 template <class A>
 void softmax_row(SoftmaxOp op, const A* x, const A* g, A* out, int64_t C) {
+  constexpr int64_t kBlock = 512;
   switch (op) {
     case SoftmaxOp::softmax:
     case SoftmaxOp::log_softmax: {
       // A NaN in x is skipped by the max but then poisons the sum, so the whole row is NaN.
-      A m = -std::numeric_limits<A>::infinity();
-#pragma omp simd reduction(max : m)
-      for (int64_t c = 0; c < C; ++c) m = x[c] > m ? x[c] : m;
-      A s = 0;
-      if (op == SoftmaxOp::softmax) {
-#pragma omp simd reduction(+ : s)
-        for (int64_t c = 0; c < C; ++c) {
-          A e = vexp(x[c] - m);
-          out[c] = e;
-          s += e;
+      constexpr A kNegInf = -std::numeric_limits<A>::infinity();
+      constexpr int64_t kMaxBlocks = 128;  // rows up to 64K elements keep one exp per element
+      const bool store = op == SoftmaxOp::softmax && C <= kBlock * kMaxBlocks;
+      A block_max[kMaxBlocks];
+      A m = kNegInf, s = 0;
+      for (int64_t c0 = 0, blk = 0; c0 < C; c0 += kBlock, ++blk) {
+        const int64_t c1 = std::min(C, c0 + kBlock);
+        A bm = kNegInf;
+#pragma omp simd simdlen(16) reduction(max : bm)
+        for (int64_t c = c0; c < c1; ++c) bm = x[c] > bm ? x[c] : bm;
+        if (bm > m) {
+          s *= vexp(m - bm);  // m = -inf at the start: s = 0 * 0
+          m = bm;
         }
+        // -inf terms are 0 even while m is still -inf (a leading block of -inf would otherwise
+        // give exp(-inf + inf) = NaN, which the two-pass form never computes).
+        A bs = 0;
+        if (store) {  // softmax keeps exp(x - m_block) in out, and rescales it below
+          block_max[blk] = m;
+#pragma omp simd simdlen(16) reduction(+ : bs)
+          for (int64_t c = c0; c < c1; ++c) {
+            const A e = x[c] == kNegInf ? A(0) : vexp(x[c] - m);
+            out[c] = e;
+            bs += e;
+          }
+        } else {
+#pragma omp simd simdlen(16) reduction(+ : bs)
+          for (int64_t c = c0; c < c1; ++c) bs += x[c] == kNegInf ? A(0) : vexp(x[c] - m);
+        }
+        s += bs;
+      }
+      if (op == SoftmaxOp::softmax && store) {
+        // Block b holds exp(x - m_b): one factor exp(m_b - m) / s per block finishes it. The
+        // row is in L1/L2 again (or in registers' reach), so this pass costs no memory reads.
+        for (int64_t c0 = 0, blk = 0; c0 < C; c0 += kBlock, ++blk) {
+          const int64_t c1 = std::min(C, c0 + kBlock);
+          const A f = vexp(block_max[blk] - m) / s;
+#pragma omp simd simdlen(16)
+          for (int64_t c = c0; c < c1; ++c) out[c] *= f;
+        }
+      } else if (op == SoftmaxOp::softmax) {
         const A inv = A(1) / s;
-#pragma omp simd
-        for (int64_t c = 0; c < C; ++c) out[c] *= inv;
+#pragma omp simd simdlen(16)
+        for (int64_t c = 0; c < C; ++c) out[c] = vexp(x[c] - m) * inv;
       } else {
-#pragma omp simd reduction(+ : s)
-        for (int64_t c = 0; c < C; ++c) s += vexp(x[c] - m);
         const A log_s = std::log(s);
-#pragma omp simd
+#pragma omp simd simdlen(16)
         for (int64_t c = 0; c < C; ++c) out[c] = (x[c] - m) - log_s;
       }
       break;
     }
     case SoftmaxOp::softmax_backward: {
       A s = 0;
-#pragma omp simd reduction(+ : s)
+#pragma omp simd simdlen(16) reduction(+ : s)
       for (int64_t c = 0; c < C; ++c) s += g[c] * x[c];
-#pragma omp simd
+#pragma omp simd simdlen(16)
       for (int64_t c = 0; c < C; ++c) out[c] = x[c] * (g[c] - s);
       break;
     }
     case SoftmaxOp::log_softmax_backward: {
       A s = 0;
-#pragma omp simd reduction(+ : s)
+#pragma omp simd simdlen(16) reduction(+ : s)
       for (int64_t c = 0; c < C; ++c) s += g[c];
+#pragma omp simd simdlen(16)
       for (int64_t c = 0; c < C; ++c) out[c] = g[c] - vexp(x[c]) * s;
       break;
     }

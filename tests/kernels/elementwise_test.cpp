@@ -85,9 +85,37 @@ TEST_SUITE("kernels") {
             run_version("ref", op, want, ins, alpha, beta);
             run_version(version, op, got, ins, alpha, beta);
             double rtol = out_dt == DType::f32 ? 4e-6 : rtol_for(out_dt);
-            auto c = closeness(got, want, rtol, rtol * 1e-2);
             INFO("version ", version, " op ", kernels::ew_name(op), " dtype ", dtype_name(dt), " shape ", shape_str(s));
-            CHECK_MESSAGE(c.ok, c.str());
+            if (out_dt == DType::f32 || out_dt == DType::bf16 || out_dt == DType::f16) {
+              // Low precision: judged against natural error. The exact value is ref in f64 on
+              // the same (exactly converted) inputs; the kernel may be off from it by twice
+              // what ref itself is off in the low precision, plus rtol (f32: 4e-6 = 34 ulp,
+              // far above simd_math's <= 6 ulp; the slack covers the ops' own rounding steps).
+              // A fixed rtol against ref would be dishonest here: ref's gelu_erf forms 1 + erf,
+              // which loses every digit for x << 0, while cpu computes Phi(x) from erfc.
+              std::vector<Tensor> ins64;
+              for (const Tensor& t : ins) ins64.push_back(is_floating(t.dtype()) ? to_dtype(t, DType::f64) : t);
+              Tensor exact = full(s, NAN, {.dtype = DType::f64});
+              run_version("ref", op, exact, ins64, alpha, beta);
+              auto g = got.to_vector<double>(), w = want.to_vector<double>(), e = exact.to_vector<double>();
+              double worst = 0;
+              size_t wi = 0;
+              for (size_t i = 0; i < g.size(); ++i) {
+                if (std::isnan(e[i]) || std::isinf(e[i])) {  // specials must match ref exactly
+                  bool same = std::isnan(e[i]) ? std::isnan(g[i]) : g[i] == e[i] || g[i] == w[i];
+                  if (!same) worst = INFINITY, wi = i;
+                  continue;
+                }
+                double natural = std::fabs(w[i] - e[i]);
+                double r = std::fabs(g[i] - e[i]) / (2 * natural + rtol * std::fabs(e[i]) + rtol * 1e-2);
+                if (!(r <= worst)) worst = std::isnan(r) ? INFINITY : r, wi = i;
+              }
+              CHECK_MESSAGE(worst <= 1.0, "worst ratio ", worst, " at ", wi, ": got ", g[wi], ", ref ", w[wi],
+                            ", exact ", e[wi]);
+            } else {
+              auto c = closeness(got, want, rtol, rtol * 1e-2);
+              CHECK_MESSAGE(c.ok, c.str());
+            }
             ++runs;
           }
         }

@@ -111,4 +111,31 @@ TEST_SUITE("kernels") {
     CHECK(s.out.dtype() == DType::i64);
     CHECK(s.out.item() == 6);
   }
+
+  TEST_CASE("reduce: max/min of contiguous rows pick the first index, propagate NaN, in every version") {
+    // 37 elements per row: the cpu version's vector loop and its scalar tail both matter.
+    std::vector<double> tie(37, 0.0), nan_row(37, 0.0), zeros(37, 0.0);
+    for (int i = 0; i < 37; ++i) tie[i] = nan_row[i] = static_cast<double>(i % 5);
+    nan_row[20] = NAN;
+    nan_row[30] = NAN;
+    zeros[3] = -0.0;  // -0 before +0 elsewhere: both are the max; the first index wins
+    for (int i = 0; i < 3; ++i) zeros[i] = -1.0;
+    std::vector<double> all;
+    for (auto* v : {&tie, &nan_row, &zeros}) all.insert(all.end(), v->begin(), v->end());
+    Tensor x = from_vector(all, {3, 37});
+    for (const auto& v : kernels::reduce_family().versions(DeviceType::cpu)) {
+      INFO("version ", v);
+      Run mx = run_version(v, ReduceOp::max, x, {false, true});
+      CHECK(mx.out.at({0}) == 4.0);
+      CHECK(mx.idx.at({0}) == 4);
+      CHECK(std::isnan(mx.out.at({1})));
+      CHECK(mx.idx.at({1}) == 20);
+      CHECK(mx.idx.at({2}) == 3);
+      CHECK(std::signbit(mx.out.at({2})));
+      Run mn = run_version(v, ReduceOp::min, x, {false, true});
+      CHECK(mn.idx.at({0}) == 0);
+      CHECK(mn.idx.at({1}) == 20);
+      CHECK(mn.idx.at({2}) == 0);
+    }
+  }
 }

@@ -145,4 +145,28 @@ TEST_SUITE("kernels") {
       }
     }
   }
+
+  TEST_CASE("softmax: long rows whose max grows block after block (the online rescaling), every version") {
+    // Row 0 ramps up, so every 512-element block of the cpu version's first pass raises the max
+    // and rescales the running sum (by factors down to e^-51, near f32's limit); row 1 ramps
+    // down (the max is in the first block); row 2 holds -inf everywhere but one element.
+    // 70000 also takes the path for rows too long to keep per-block maxima (> 64K elements).
+    for (const int64_t C : {int64_t{2500}, int64_t{70000}}) {
+      Tensor x = empty({3, C});
+      for (int64_t c = 0; c < C; ++c) {
+        x.set_at({0, c}, 0.1 * static_cast<double>(c) - 120.0);
+        x.set_at({1, c}, -0.1 * static_cast<double>(c));
+        x.set_at({2, c}, c == 1700 ? 3.0 : -INFINITY);
+      }
+      Tensor x64 = to_dtype(x, DType::f64);
+      for (SoftmaxOp op : {SoftmaxOp::softmax, SoftmaxOp::log_softmax}) {
+        Tensor want = run("ref", op, x64, Tensor(), false);
+        for (const auto& v : kernels::softmax_family().versions(DeviceType::cpu)) {
+          INFO("version ", v, " op ", op == SoftmaxOp::softmax ? "softmax" : "log_softmax");
+          Tensor got = run(v, op, x, Tensor(), false);
+          CHECK_CLOSE(got, want, 2e-5, 1e-30);
+        }
+      }
+    }
+  }
 }
