@@ -12,7 +12,7 @@
 // `simdlen(16)`: GCC 12 prefers 256 bits on AVX-512 CPUs, and 512 measured 1.3-1.4x faster),
 // and the same source serves AVX2, AVX-512 and non-x86 CPUs. Measured on one core
 // (bench/results/2026-11-25-vecops-cpu.md), exp, log, tanh, sigmoid, silu and the fused
-// gradients but gelu_erf's run at 77-105% of the memory bandwidth; gelu_tanh, gelu_erf and
+// gradients but gelu_erf's run at 77-116% of the memory bandwidth; gelu_tanh, gelu_erf and
 // gelu_erf's gradient are compute-bound on one core (40-45%, 34%), which is where an
 // intrinsics rung could still win.
 //
