@@ -7,17 +7,26 @@
 // over them compiles to SIMD code (AVX-512 under -march=native on this machine) and the
 // activations become bandwidth-bound.
 //
-// Why portable code and not intrinsics: the library is built with -march=native (and any
-// -march the user picks), so GCC already emits the widest vector ISA the target has from these
-// loops, and the same source serves AVX2, AVX-512 and non-x86 CPUs; the measured rates
-// (bench/results/2026-11-25-vecops-cpu.md) are at the memory bandwidth for every activation,
-// which leaves hand-written intrinsics nothing to win on large tensors.
+// Why portable code and not intrinsics: the library is built with -march=native (or whatever
+// -march the user picks), so GCC emits the target's widest vectors from these loops (with
+// `simdlen(16)`: GCC 12 prefers 256 bits on AVX-512 CPUs, and 512 measured 1.3-1.4x faster),
+// and the same source serves AVX2, AVX-512 and non-x86 CPUs. Measured on one core
+// (bench/results/2026-11-25-vecops-cpu.md), exp, log, tanh, sigmoid, silu and the fused
+// gradients but gelu_erf's run at 77-116% of the memory bandwidth; gelu_tanh, gelu_erf and
+// gelu_erf's gradient are compute-bound on one core (40-45%, 34%), which is where an
+// intrinsics rung could still win.
+//
+// Writing branch-free code is not quite enough: GCC sinks the float math of a select's
+// not-taken side into a branch, then refuses to if-convert it (float ops may trap) and leaves
+// the loop scalar. log_f32 therefore selects with integer bit masks.
 //
 // Polynomial coefficients were fitted by iteratively reweighted least squares on Chebyshev
 // nodes for relative error (near-minimax), each on the stated interval, evaluated by Horner's
 // rule in a variable mapped to [-1, 1]. Max errors against std:: in f64 measured over 4096
 // points in every binade from the subnormals to overflow, both signs (1 ulp = one unit in the
-// last place of the f32 result; tests/kernels/simd_math_test.cpp enforces the bounds):
+// last place of the f32 result; tests/kernels/simd_math_test.cpp enforces the bounds; measured
+// with GCC 12 -O2/-O3 -march=native, and the same to 0.05 ulp without FMA contraction except
+// where noted):
 //
 //   function     measured  bound   specials
 //   exp_f32      0.96 ulp  1       NaN -> NaN, x > 88.72 -> +inf, x < -104 -> 0, subnormal results kept
@@ -25,7 +34,9 @@
 //   tanh_f32     1.24 ulp  1.5     +-inf -> +-1, NaN -> NaN
 //   sigmoid_f32  2.28 ulp  2.5     exact tails: follows e^x into the subnormals for x -> -inf
 //   erf_f32      1.66 ulp  2       +-inf -> +-1
-//   erfc_f32     3.15 ulp  3.5     relative even deep in the tail (until erfc underflows, x > 10.1)
+//   erfc_f32     3.15 ulp  4.5     relative even deep in the tail (until erfc underflows, x > 10.1);
+//                                  4.33 ulp where the compiler does not contract a * b + c into
+//                                  FMAs (-O0, -O1, -ffp-contract=off): near x = 0.83, 1 - erf
 //   ncdf_f32     4.96 ulp  5       Phi(x) = P(N(0,1) <= x), relative also in the lower tail: no
 //                                  1 + erf cancellation, and the x/sqrt(2) rounding is corrected
 //   npdf_f32     2.31 ulp  2.5     phi(x) = e^{-x^2/2} / sqrt(2 pi), x^2 kept in two parts
@@ -59,8 +70,10 @@ inline float log_f32(float x) {
   // Subnormal x is scaled by 2^23 first (0 and negatives are fixed up at the end).
   const int32_t sub = -static_cast<int32_t>(ax < 0x00800000);  // all ones if subnormal
   const int32_t bits = (std::bit_cast<int32_t>(x * 8388608.0f) & sub) | (ix & ~sub);
-  const int32_t k = (bits - 0x3f3504f3) >> 23;  // 0x3f3504f3 = sqrt(1/2)
-  const float m = std::bit_cast<float>(bits - (k << 23));
+  // Unsigned arithmetic: negative x (fixed up below) must not overflow a signed subtraction.
+  const uint32_t ubits = static_cast<uint32_t>(bits);
+  const int32_t k = static_cast<int32_t>(ubits - 0x3f3504f3u) >> 23;  // 0x3f3504f3 = sqrt(1/2)
+  const float m = std::bit_cast<float>(ubits - (static_cast<uint32_t>(k) << 23));
   const float e = static_cast<float>(k - (23 & sub));
   const float f = (m - 1.0f) / (m + 1.0f);
   const float s = f * f;
