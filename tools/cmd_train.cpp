@@ -110,12 +110,14 @@ int run(TrainConfig c) {
   if (total == 0) {
     check(c.minutes > 0, "train", "nothing bounds the run: give --minutes, --epochs or --steps");
     // Calibrate: time a few steps at the warmup's first rates, then fix the step count.
-    const int64_t probe = 8;
+    const int64_t probe = 16;
     optim::LRSchedule warm = make_schedule(c, 1000000);
     auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < probe; ++i) one_step(warm.at(step));
     double per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / probe;
-    total = std::max<int64_t>(probe + 1, static_cast<int64_t>(c.minutes * 60 * 0.97 / per_step));
+    // 0.85: room for the evaluations and for steps slower than the first ones, so that the
+    // schedule runs to its end inside the budget (the budget also stops the run outright).
+    total = std::max<int64_t>(probe + 1, static_cast<int64_t>(c.minutes * 60 * 0.85 / per_step));
     log.note("planned " + std::to_string(total) + " steps (" +
              std::to_string(total * c.accumulate / std::max<int64_t>(per_epoch, 1)) + " epochs) for a " +
              std::to_string(c.minutes) + "-minute budget");
