@@ -2,8 +2,10 @@
 // closeness checks with a worst-element report, and running every registered kernel version.
 #pragma once
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -105,4 +107,25 @@ inline Tensor leaf64(const Shape& shape, double scale = 1.0) {
   t.requires_grad_();
   return t;
 }
+}  // namespace tessel::testing
+
+namespace tessel::testing {
+// A fresh directory under the system temp dir, removed with everything in it.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    static int n = 0;
+    path = std::filesystem::temp_directory_path() /
+           ("tessel_test_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
 }  // namespace tessel::testing
