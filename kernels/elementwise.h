@@ -192,20 +192,48 @@ template <class F>
 void visit_ew_op(EwOp op, F&& f) {
 #define TESSEL_EW_CASE(name) \
   case EwOp::name: return f(std::integral_constant<EwOp, EwOp::name>{});
+  // clang-format off
   switch (op) {
     TESSEL_EW_CASE(neg)
     TESSEL_EW_CASE(exp)
-    TESSEL_EW_CASE(log) TESSEL_EW_CASE(sqrt) TESSEL_EW_CASE(rsqrt) TESSEL_EW_CASE(abs) TESSEL_EW_CASE(sign)
-        TESSEL_EW_CASE(relu) TESSEL_EW_CASE(gelu_tanh) TESSEL_EW_CASE(gelu_erf) TESSEL_EW_CASE(silu)
-            TESSEL_EW_CASE(sigmoid) TESSEL_EW_CASE(tanh) TESSEL_EW_CASE(sin) TESSEL_EW_CASE(cos)
-                TESSEL_EW_CASE(pow_scalar) TESSEL_EW_CASE(clamp) TESSEL_EW_CASE(add) TESSEL_EW_CASE(sub)
-                    TESSEL_EW_CASE(mul) TESSEL_EW_CASE(div) TESSEL_EW_CASE(pow) TESSEL_EW_CASE(maximum)
-                        TESSEL_EW_CASE(minimum) TESSEL_EW_CASE(eq) TESSEL_EW_CASE(ne) TESSEL_EW_CASE(lt)
-                            TESSEL_EW_CASE(le) TESSEL_EW_CASE(gt) TESSEL_EW_CASE(ge) TESSEL_EW_CASE(relu_bwd)
-                                TESSEL_EW_CASE(gelu_tanh_bwd) TESSEL_EW_CASE(gelu_erf_bwd) TESSEL_EW_CASE(silu_bwd)
-                                    TESSEL_EW_CASE(sigmoid_bwd) TESSEL_EW_CASE(tanh_bwd) TESSEL_EW_CASE(clamp_bwd)
-                                        TESSEL_EW_CASE(where)
+    TESSEL_EW_CASE(log)
+    TESSEL_EW_CASE(sqrt)
+    TESSEL_EW_CASE(rsqrt)
+    TESSEL_EW_CASE(abs)
+    TESSEL_EW_CASE(sign)
+    TESSEL_EW_CASE(relu)
+    TESSEL_EW_CASE(gelu_tanh)
+    TESSEL_EW_CASE(gelu_erf)
+    TESSEL_EW_CASE(silu)
+    TESSEL_EW_CASE(sigmoid)
+    TESSEL_EW_CASE(tanh)
+    TESSEL_EW_CASE(sin)
+    TESSEL_EW_CASE(cos)
+    TESSEL_EW_CASE(pow_scalar)
+    TESSEL_EW_CASE(clamp)
+    TESSEL_EW_CASE(add)
+    TESSEL_EW_CASE(sub)
+    TESSEL_EW_CASE(mul)
+    TESSEL_EW_CASE(div)
+    TESSEL_EW_CASE(pow)
+    TESSEL_EW_CASE(maximum)
+    TESSEL_EW_CASE(minimum)
+    TESSEL_EW_CASE(eq)
+    TESSEL_EW_CASE(ne)
+    TESSEL_EW_CASE(lt)
+    TESSEL_EW_CASE(le)
+    TESSEL_EW_CASE(gt)
+    TESSEL_EW_CASE(ge)
+    TESSEL_EW_CASE(relu_bwd)
+    TESSEL_EW_CASE(gelu_tanh_bwd)
+    TESSEL_EW_CASE(gelu_erf_bwd)
+    TESSEL_EW_CASE(silu_bwd)
+    TESSEL_EW_CASE(sigmoid_bwd)
+    TESSEL_EW_CASE(tanh_bwd)
+    TESSEL_EW_CASE(clamp_bwd)
+    TESSEL_EW_CASE(where)
   }
+  // clang-format on
 #undef TESSEL_EW_CASE
 }
 
