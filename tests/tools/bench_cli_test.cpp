@@ -17,38 +17,17 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
+#include "tests/tools/run_tessel.h"
 
 #ifdef TESSEL_CLI_PATH
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out;  // stdout only
-  std::string err;  // stderr
-};
+using tessel::testing::Run;
 
-// Runs `env tessel <args>` with stdout and stderr kept apart (stderr through a temp file).
+// stdout and stderr kept apart: the JSON lines are on stdout alone.
 Run run_bench(const std::string& args, const std::string& env = "") {
-  char err_path[] = "/tmp/tessel_bench_test_XXXXXX";
-  const int fd = mkstemp(err_path);
-  REQUIRE(fd >= 0);
-  close(fd);
-  const std::string cmd = env + " '" TESSEL_CLI_PATH "' " + args + " 2>'" + err_path + "'";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream f(err_path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  std::remove(err_path);
-  return r;
+  return tessel::testing::run_tessel(args, env, /*split_stderr=*/true);
 }
 
 // Every stdout line parsed as one JSON object; fails the test on a line that is not.

@@ -9,29 +9,15 @@
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
+#include "tests/tools/run_tessel.h"
 
 #ifdef TESSEL_CLI_PATH
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out;
-};
+using tessel::testing::Run;
 
-// Runs `tessel <args>` through the shell (stderr folded into stdout) and collects its output.
-Run run_cli(const std::string& args, const std::string& env = "") {
-  std::string cmd = env + " '" TESSEL_CLI_PATH "' " + args + " 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+Run run_cli(const std::string& args, const std::string& env = "") { return tessel::testing::run_tessel(args, env); }
 
 nlohmann::json info_json(const std::string& args, const std::string& env = "") {
   Run r = run_cli(args, env);
