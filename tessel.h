@@ -17,6 +17,7 @@
 #include "core/allocator.h"
 #include "core/config.h"
 #include "core/cpu_features.h"
+#include "core/cuda.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "core/safetensors.h"

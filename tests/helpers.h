@@ -14,6 +14,16 @@
 
 namespace tessel::testing {
 
+// CUDA test cases start with TESSEL_REQUIRE_CUDA(): without a device (or without the CUDA
+// backend) the case is skipped with a visible message instead of failing.
+#define TESSEL_REQUIRE_CUDA()                                                                                       \
+  do {                                                                                                              \
+    if (!::tessel::cuda_available()) {                                                                              \
+      MESSAGE("no CUDA device: skipped (", ::tessel::cuda_built() ? "built with CUDA" : "built without CUDA", ")"); \
+      return;                                                                                                       \
+    }                                                                                                               \
+  } while (0)
+
 // A tensor of `shape` whose memory is NOT contiguous: a slice with step 2 of a transposed,
 // larger buffer. Values are randn. Use it wherever an op must handle arbitrary strides.
 inline Tensor noncontig_randn(const Shape& shape, DType dtype = DType::f32) {
