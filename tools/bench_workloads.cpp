@@ -3,6 +3,7 @@
 #include "tools/bench_workloads.h"
 
 #include "tessel.h"
+#include "tools/train_task.h"
 
 namespace tessel::cli {
 namespace {
@@ -45,13 +46,78 @@ Workload layernorm_fwdbwd(int64_t rows, int64_t cols) {
           }};
 }
 
+// One training step of a model as `tessel train` runs it: forward, loss, backward, global-norm
+// clipping at 1, the optimizer step (AdamW, lr 2e-3, weight decay 0.05 on matrices only, from
+// the program's own make_optimizer) and zero_grad. Inputs are fixed random batches, so the
+// timing is the model's, not the data pipeline's. FLOPs count the matmuls only (forward 2mnk,
+// backward twice that): what the step must do at minimum.
+struct StepModel {
+  std::shared_ptr<nn::Module> model;
+  std::unique_ptr<optim::Optimizer> opt;
+};
+
+std::function<void()> train_step(std::shared_ptr<StepModel> m, Tensor x, Tensor y, double label_smoothing) {
+  return [m, x, y, label_smoothing] {
+    Tensor loss = cross_entropy(m->model->forward(x), y, {.label_smoothing = label_smoothing});
+    loss.backward();
+    optim::clip_grad_norm(m->model->parameters(), 1.0);
+    m->opt->step();
+    m->opt->zero_grad();
+  };
+}
+
+// Matmul FLOPs of one transformer block's forward over n tokens in sequences of t (dense
+// attention scores, as both sides compute them): qkv, proj, fc1, fc2 and QK^T, PV.
+double block_forward_flops(double n, double t, double d, double ratio) {
+  return 2 * n * d * (3 * d + d + 2 * ratio * d) + 2 * 2 * n * t * d;
+}
+
+// The demo ViT (tools/demo): width 128, depth 4, 4 heads, 7x7 patches, batch 128 of 28x28
+// images, label smoothing 0.1 — the Fashion-MNIST run of the README.
+Workload vit_fmnist_step() {
+  cli::TrainConfig c;  // the program's defaults are the demo's model
+  const double tokens = 128.0 * 17, d = static_cast<double>(c.width);
+  const double fwd = c.depth * block_forward_flops(tokens, 17, d, static_cast<double>(c.mlp_ratio)) +
+                     2 * 128.0 * 16 * 49 * d + 2 * 128.0 * d * 10;
+  return {"vit_fmnist_step", "b128_p7_d128_l4_h4", 3 * fwd, 0, [c] {
+            auto m = std::make_shared<StepModel>();
+            m->model = std::make_shared<nn::Vit>(
+                nn::VitConfig{.patch = c.patch,
+                              .layers = c.depth,
+                              .block = {.dim = c.width, .heads = c.heads, .mlp_ratio = c.mlp_ratio}});
+            m->opt = make_optimizer(c, *m->model);
+            Tensor x = randn({128, 1, 28, 28});
+            Tensor y = randint(0, 10, {128});
+            return train_step(m, x, y, c.label_smoothing);
+          }};
+}
+
+// The byte-level GPT of `tessel train --model gpt`: width 128, depth 4, 4 heads, learned
+// positions, tied embeddings, 32 sequences of 128 bytes.
+Workload gpt_step() {
+  cli::TrainConfig c;
+  const int64_t B = 32, T = c.context;
+  const double tokens = static_cast<double>(B * T), d = static_cast<double>(c.width);
+  const double fwd =
+      c.depth * block_forward_flops(tokens, static_cast<double>(T), d, static_cast<double>(c.mlp_ratio)) +
+      2 * tokens * d * 256;
+  return {
+      "gpt_step", "b32_t128_d128_l4_h4", 3 * fwd, 0, [c, B, T] {
+        auto m = std::make_shared<StepModel>();
+        m->model = std::make_shared<nn::Gpt>(nn::GptConfig{
+            .context = T, .layers = c.depth, .block = {.dim = c.width, .heads = c.heads, .mlp_ratio = c.mlp_ratio}});
+        m->opt = make_optimizer(c, *m->model);
+        Tensor x = randint(0, 256, {B, T});
+        Tensor y = randint(0, 256, {B, T});
+        return train_step(m, x, y, 0.0);
+      }};
+}
+
 }  // namespace
 
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
-      gemm(1024),
-      softmax_rows(4096, 4096),
-      layernorm_fwdbwd(4096, 1024),
+      gemm(1024), softmax_rows(4096, 4096), layernorm_fwdbwd(4096, 1024), vit_fmnist_step(), gpt_step(),
   };
   return all;
 }

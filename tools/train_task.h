@@ -10,6 +10,7 @@
 #include <string>
 
 #include "nn/module.h"
+#include "optim/optimizer.h"
 #include "tools/train_config.h"
 
 namespace tessel::cli {
@@ -39,6 +40,10 @@ struct ImageSet {
 };
 ImageSet load_fashion_mnist_split(const std::string& dir, bool train);
 Tensor load_text_bytes(const std::string& path);  // [N] i64, one token per byte
+
+// The optimizer for c.optimizer over m's parameters: matrices decay, biases, norms and
+// positional tables do not (tools/train_optimizer.cpp).
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, nn::Module& m);
 
 std::unique_ptr<Task> make_vit_task(const TrainConfig& c);
 std::unique_ptr<Task> make_gpt_task(const TrainConfig& c);
