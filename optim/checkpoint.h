@@ -2,7 +2,8 @@
 //
 // Tensors: "model.<name>" for every parameter and buffer, "optim.<key>" for the optimizer's
 // state. Metadata (strings): the format tag, the step, the planned total steps, the default
-// generator's seed and offset, and the run's configuration as JSON. Written atomically (the
+// generator's seed and offset, the run's configuration as JSON, and a CRC-32 of all of it
+// (tensors and metadata), checked on load. Written atomically (the
 // safetensors writer's temp-file-and-rename), so an interrupted save never leaves a torn file.
 // Loading validates everything before changing the model or the optimizer.
 #pragma once

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/engine.h"
+#include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/reduce.h"
 
@@ -106,8 +107,8 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
         if (it == state.end()) continue;
         check(it->second.sizes() == p.sizes(), name_, "state '", it->first, "' has shape ", it->second.sizes(),
               ", but parameter ", i, " of group ", gi, " has shape ", p.sizes());
-        Tensor c = empty(p.sizes(), {.dtype = p.dtype()});
-        copy_into(c, it->second);
+        Tensor c = empty(p.sizes(), {.dtype = p.dtype(), .device = p.device()});
+        copy_into(c, to_device(it->second, p.device()));
         (b == 0 ? bufs.first : bufs.second) = c;
         ++used;
       }
