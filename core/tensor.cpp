@@ -442,6 +442,26 @@ void copy_into(const Tensor& dst, const Tensor& src) {
 
 void fill_raw(const Tensor& dst, double value) {
   check(dst.device().is_cpu(), "fill", "CPU tensors only here");
+  if (dst.is_contiguous()) {
+    // The common case (zeros() for every gradient buffer): one conversion, then a straight
+    // store loop, or memset for zero bits; the general path below converts per element.
+    visit_dtype(dst.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      const T x = convert_element<T>(value);
+      T* p = static_cast<T*>(dst.data());
+      const int64_t n = dst.numel();
+      const T zero{};
+      if (std::memcmp(&x, &zero, sizeof(T)) == 0) {
+        parallel_for(n, int64_t{1} << 18, [&](int64_t b, int64_t e) {
+          std::memset(static_cast<void*>(p + b), 0, static_cast<size_t>(e - b) * sizeof(T));
+        });
+      } else {
+        parallel_for(n, int64_t{1} << 16, [&](int64_t b, int64_t e) { std::fill(p + b, p + e, x); });
+      }
+    });
+    dst.bump_version();
+    return;
+  }
   double v = value;
   Tensor src = from_blob(&v, {}, DType::f64);
   copy_into(dst, src);
