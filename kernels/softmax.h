@@ -9,6 +9,13 @@
 // Subtracting the row max keeps exp() in range ("numerically stable softmax"): the largest
 // term is exp(0) = 1, so the sum cannot overflow and is at least 1.
 // All Bufs share one dtype; bf16/f16 compute in f32.
+//
+// Causal softmax (forward only; attention's mask fused into the softmax): with causal_t = T > 0
+// the rows are the rows of [..., T, C] matrices, row r is row i = r mod T of its matrix, and
+// only its first L_i = clamp(i + causal_shift + 1, 0, C) entries take part: out = softmax of
+// those, 0 for the rest (as if the rest were -inf), and a row with L_i = 0 is all NaN, as the
+// softmax of all -inf is. It saves attention a masking pass forward and backward; the backward
+// is the plain softmax backward, since the masked y are 0.
 #pragma once
 #include <cstdint>
 
@@ -25,10 +32,19 @@ inline bool softmax_is_backward(SoftmaxOp op) {
 
 struct SoftmaxParams {
   SoftmaxOp op;
-  Buf out;   // y (forward) or dx (backward)
-  Buf in;    // x (forward) or y (backward)
-  Buf grad;  // dy, backward only
+  Buf out;                   // y (forward) or dx (backward)
+  Buf in;                    // x (forward) or y (backward)
+  Buf grad;                  // dy, backward only
+  int64_t causal_t = 0;      // > 0: the causal mask above, softmax forward only
+  int64_t causal_shift = 0;  // row i keeps columns j <= i + causal_shift
 };
+
+// How many leading entries of row r take part (C when there is no causal mask).
+inline int64_t softmax_row_length(const SoftmaxParams& p, int64_t r, int64_t C) {
+  if (p.causal_t <= 0) return C;
+  const int64_t keep = r % p.causal_t + p.causal_shift + 1;
+  return keep < 0 ? 0 : (keep > C ? C : keep);
+}
 
 Family<SoftmaxParams>& softmax_family();
 void softmax_ref(const SoftmaxParams& p);

@@ -17,16 +17,12 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
         "q, k, v must have the same rank >= 2, got ", q.sizes(), ", ", k.sizes(), ", ", v.sizes());
   check(q.size(-1) == k.size(-1), "attention", "q and k head dims differ: q is ", q.sizes(), ", k is ", k.sizes());
   check(k.size(-2) == v.size(-2), "attention", "k and v lengths differ: k is ", k.sizes(), ", v is ", v.sizes());
-  const int64_t T = q.size(-2), S = k.size(-2), D = q.size(-1);
+  const int64_t D = q.size(-1);
   double scale = o.scale != 0 ? o.scale : 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(D, 1)));
-  Tensor scores = matmul(q, transpose(k, -1, -2)) * scale;  // [..., T, S]
-  if (o.causal) {
-    Tensor qi = reshape(arange(T, {.dtype = DType::i64, .device = q.device()}), {T, 1});
-    Tensor kj = reshape(arange(S, {.dtype = DType::i64, .device = q.device()}), {1, S});
-    Tensor future = gt(kj, qi + (S - T));  // [T, S]
-    scores = where(future, scalar_tensor(-INFINITY, {.dtype = scores.dtype(), .device = q.device()}), scores);
-  }
-  return matmul(softmax(scores, -1), v);
+  // The scale goes on q, which is D/S times smaller than the scores; the causal mask lives
+  // in the softmax kernel. Both save a pass over the [T, S] scores forward and backward.
+  Tensor scores = matmul(q * scale, transpose(k, -1, -2));  // [..., T, S]
+  return matmul(o.causal ? causal_softmax(scores) : softmax(scores, -1), v);
 }
 
 Tensor rotary_embedding(const Tensor& x, double base) {

@@ -1,9 +1,12 @@
 // autograd/ops/softmax.cpp — softmax and log-softmax: forward, then backward right below.
 #include "autograd/ops/softmax.h"
 
+#include <cmath>
+
 #include "autograd/engine.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/reduce.h"
+#include "autograd/ops/view.h"
 #include "kernels/softmax.h"
 
 namespace tessel {
@@ -39,10 +42,13 @@ Buf dim_last(const Tensor& t, int64_t dim) {
   return r;
 }
 
-Tensor run_softmax(SoftmaxOp op, const Tensor& in, const Tensor& grad, int64_t dim) {
+Tensor run_softmax(SoftmaxOp op, const Tensor& in, const Tensor& grad, int64_t dim, int64_t causal_t = 0,
+                   int64_t causal_shift = 0) {
   Tensor out = empty(in.sizes(), {.dtype = in.dtype(), .device = in.device()});
   kernels::SoftmaxParams p;
   p.op = op;
+  p.causal_t = causal_t;
+  p.causal_shift = causal_shift;
   p.out = dim_last(out, dim);
   p.in = dim_last(in, dim);
   if (grad.defined()) p.grad = dim_last(grad, dim);
@@ -76,6 +82,25 @@ Tensor softmax(const Tensor& x, int64_t dim) {
     record(
         "softmax", y, {x},
         [dim](const Tensor& dy, const Tensor& y) { return TensorList{softmax_backward(dy, y, dim)}; }, true);
+  return y;
+}
+
+Tensor causal_softmax(const Tensor& x) {
+  check_floating(x, "causal_softmax", "input");
+  check(x.dim() >= 2, "causal_softmax", "expected scores [..., T, S], got shape ", x.sizes());
+  const int64_t T = x.size(-2), S = x.size(-1);
+  if (!x.device().is_cpu()) {  // the mask as its own op where the device kernel has no causal mode
+    Tensor qi = reshape(arange(T, {.dtype = DType::i64, .device = x.device()}), {T, 1});
+    Tensor kj = reshape(arange(S, {.dtype = DType::i64, .device = x.device()}), {1, S});
+    return softmax(where(gt(kj, qi + (S - T)), scalar_tensor(-INFINITY, {.dtype = x.dtype(), .device = x.device()}), x),
+                   -1);
+  }
+  Tensor y = T == 0 ? empty(x.sizes(), {.dtype = x.dtype(), .device = x.device()})
+                    : run_softmax(SoftmaxOp::softmax, x, Tensor(), x.dim() - 1, T, S - T);
+  if (needs_grad({x}))
+    record(
+        "causal_softmax", y, {x},
+        [](const Tensor& dy, const Tensor& y) { return TensorList{softmax_backward(dy, y, -1)}; }, true);
   return y;
 }
 

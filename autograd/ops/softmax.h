@@ -16,6 +16,14 @@ namespace tessel {
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 
+// Softmax over the last dim of attention scores x [..., T, S] under the causal mask: entry
+// (i, j) takes part only if j <= i + (S - T) — query i sees the keys up to its own position
+// when the T queries are the last T of the S keys — and masked entries get probability 0.
+// Equal to softmax(where(j > i + S - T, -inf, x), -1), in one pass on the CPU (the mask lives
+// in the kernel); the gradient is softmax's. A query that sees no key (T > S) gets NaN, as the
+// softmax of all -inf does.
+Tensor causal_softmax(const Tensor& x);
+
 // dx = y * (dy - sum_dim(dy * y))     y = softmax(x, dim)
 Tensor softmax_backward(const Tensor& dy, const Tensor& y, int64_t dim);
 // dx = dy - exp(y) * sum_dim(dy)      y = log_softmax(x, dim)

@@ -118,6 +118,16 @@ void softmax_row(SoftmaxOp op, const A* x, const A* g, A* out, int64_t C) {
   }
 }
 
+// The masked tail [L, C) of a causal row: probability 0 (log-probability -inf); a row with
+// nothing left (L = 0) is all NaN.
+template <class A>
+void mask_tail(SoftmaxOp op, A* out, int64_t L, int64_t C) {
+  const A v = L == 0                     ? std::numeric_limits<A>::quiet_NaN()
+              : op == SoftmaxOp::softmax ? A(0)
+                                         : -std::numeric_limits<A>::infinity();
+  for (int64_t c = L; c < C; ++c) out[c] = v;
+}
+
 template <class T>
 void softmax_rows(const SoftmaxParams& p) {
   using A = acc_t<T>;
@@ -154,7 +164,9 @@ void softmax_rows(const SoftmaxParams& p) {
       }
       if constexpr (std::is_same_v<T, A>) {
         if (direct) {
-          softmax_row<A>(p.op, in + oi[0], bwd ? grad + og[0] : nullptr, out + oo[0], C);
+          const int64_t L = softmax_row_length(p, r, C);
+          softmax_row<A>(p.op, in + oi[0], bwd ? grad + og[0] : nullptr, out + oo[0], L);
+          if (L < C) mask_tail(p.op, out + oo[0], L, C);
           continue;
         }
       }
@@ -163,8 +175,11 @@ void softmax_rows(const SoftmaxParams& p) {
       if (bwd)
         for (int64_t c = 0; c < C; ++c)
           for (int64_t b = 0; b < nb; ++b) gs[b * C + c] = static_cast<A>(grad[og[b] + c * sg]);
-      for (int64_t b = 0; b < nb; ++b)
-        softmax_row<A>(p.op, xs.data() + b * C, bwd ? gs.data() + b * C : nullptr, xs.data() + b * C, C);
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t L = softmax_row_length(p, r + b, C);
+        softmax_row<A>(p.op, xs.data() + b * C, bwd ? gs.data() + b * C : nullptr, xs.data() + b * C, L);
+        if (L < C) mask_tail(p.op, xs.data() + b * C, L, C);
+      }
       for (int64_t c = 0; c < C; ++c)
         for (int64_t b = 0; b < nb; ++b) out[oo[b] + c * so] = static_cast<T>(xs[b * C + c]);
     }

@@ -28,14 +28,18 @@ void softmax_ref(const SoftmaxParams& p) {
       switch (p.op) {
         case SoftmaxOp::softmax:
         case SoftmaxOp::log_softmax: {
+          const int64_t L = softmax_row_length(p, r, C);  // C unless causal
           double m = -std::numeric_limits<double>::infinity();
-          for (int64_t c = 0; c < C; ++c) m = std::isnan(x(c)) || x(c) > m ? x(c) : m;
+          for (int64_t c = 0; c < L; ++c) m = std::isnan(x(c)) || x(c) > m ? x(c) : m;
           double s = 0;
-          for (int64_t c = 0; c < C; ++c) s += std::exp(x(c) - m);
+          for (int64_t c = 0; c < L; ++c) s += std::exp(x(c) - m);
+          if (L == 0) s = std::numeric_limits<double>::quiet_NaN();  // softmax of nothing but -inf
           if (p.op == SoftmaxOp::softmax)
-            for (int64_t c = 0; c < C; ++c) put(c, std::exp(x(c) - m) / s);
+            for (int64_t c = 0; c < L; ++c) put(c, std::exp(x(c) - m) / s);
           else
-            for (int64_t c = 0; c < C; ++c) put(c, x(c) - m - std::log(s));
+            for (int64_t c = 0; c < L; ++c) put(c, x(c) - m - std::log(s));
+          for (int64_t c = L; c < C; ++c)
+            put(c, L == 0 ? s : p.op == SoftmaxOp::softmax ? 0.0 : -std::numeric_limits<double>::infinity());
           break;
         }
         case SoftmaxOp::softmax_backward: {

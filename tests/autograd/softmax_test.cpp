@@ -111,6 +111,30 @@ TEST_SUITE("autograd") {
     for (int64_t r = 0; r < 4; ++r) CHECK(y.at({r, 0}) == 1.0);
   }
 
+  TEST_CASE("causal_softmax: equals softmax over where(mask, -inf, x), and its gradient checks") {
+    for (auto [T, S] : {std::pair<int64_t, int64_t>{5, 5}, {3, 8}, {7, 4}, {1, 6}}) {
+      INFO("T ", T, " S ", S);
+      Tensor x = noncontig_randn({2, 3, T, S}, DType::f64);
+      Tensor qi = reshape(arange(T), {T, 1}), kj = reshape(arange(S), {1, S});
+      Tensor want = softmax(where(gt(kj, qi + (S - T)), scalar_tensor(-INFINITY, {.dtype = DType::f64}), x), -1);
+      Tensor got = causal_softmax(x);
+      // Rows that see no key (T > S) are NaN in both; everything else agrees.
+      for (int64_t i = 0; i < want.numel(); ++i) {
+        const int64_t row = (i / S) % T;
+        const double a = reshape(got, {-1}).at({i}), b = reshape(want, {-1}).at({i});
+        if (row + S - T < 0) {
+          CHECK(std::isnan(a));
+          CHECK(std::isnan(b));
+        } else {
+          CHECK(a == doctest::Approx(b).epsilon(1e-12));
+        }
+      }
+      if (T <= S) CHECK_GRADCHECK([](const TensorList& in) { return causal_softmax(in[0]); }, {leaf64({2, T, S})});
+    }
+    CHECK_THROWS_WITH_AS(causal_softmax(randn({4})), doctest::Contains("causal_softmax"), Error);
+    CHECK_THROWS_WITH_AS(causal_softmax(reshape(arange(6), {2, 3})), doctest::Contains("causal_softmax"), Error);
+  }
+
   TEST_CASE("softmax: misuse throws naming the op and what was expected") {
     Tensor x = randn({2, 3});
     CHECK_THROWS_WITH_AS(softmax(x, 2), doctest::Contains("softmax: dim 2 is out of range"), Error);

@@ -95,6 +95,60 @@ TEST_SUITE("kernels") {
     CHECK(runs > 500);
   }
 
+  TEST_CASE("softmax: the causal mask, in every version, equals ref; rows that see nothing are NaN") {
+    auto versions = kernels::softmax_family().versions(DeviceType::cpu);
+    const std::pair<int64_t, int64_t> shapes[] = {{1, 1}, {7, 7}, {7, 31}, {33, 7}, {31, 65}, {65, 33}, {3, 1000}};
+    for (auto [T, S] : shapes)
+      for (DType dt : {DType::f32, DType::f64, DType::bf16})
+        for (SoftmaxOp op : {SoftmaxOp::softmax, SoftmaxOp::log_softmax})
+          for (int layout : {0, 1}) {
+            const int64_t B = 3, R = B * T;
+            Tensor in = make(R, S, layout, dt);
+            auto causal = [&](const std::string& v) {
+              NoGradGuard ng;
+              Tensor out = empty({R, S}, {.dtype = dt});
+              fill_raw(out, NAN);
+              kernels::SoftmaxParams p{op, out.buf(), in.buf(), {}};
+              p.causal_t = T;
+              p.causal_shift = S - T;
+              kernels::softmax_family().run_version(v, p);
+              return out;
+            };
+            Tensor want = causal("ref");
+            // ref itself: row i of each matrix keeps i + S - T + 1 entries; the rest are 0
+            // (-inf for log_softmax); a row that keeps none is NaN.
+            for (int64_t r = 0; r < R; ++r) {
+              const int64_t keep = r % T + S - T + 1;
+              for (int64_t c = 0; c < S; ++c) {
+                const double y = want.at({r, c});
+                INFO("T ", T, " S ", S, " row ", r, " col ", c);
+                if (keep <= 0)
+                  CHECK(std::isnan(y));
+                else if (c >= keep)
+                  CHECK(y == (op == SoftmaxOp::softmax ? 0.0 : -INFINITY));
+                else
+                  CHECK(std::isfinite(y));
+              }
+            }
+            auto [rtol, atol] = tol_for(dt);
+            for (const auto& v : versions) {
+              if (v == "ref") continue;
+              Tensor got = causal(v);
+              for (int64_t r = 0; r < R; ++r) {
+                const int64_t keep = std::clamp<int64_t>(r % T + S - T + 1, 0, S);
+                if (keep == 0) {
+                  for (int64_t c = 0; c < S; ++c) CHECK(std::isnan(got.at({r, c})));
+                  continue;
+                }
+                auto cl = closeness(narrow(narrow(got, 0, r, 1), 1, 0, keep), narrow(narrow(want, 0, r, 1), 1, 0, keep),
+                                    rtol, atol);
+                CHECK_MESSAGE(cl.ok, v, " T ", T, " S ", S, " row ", r, ": ", cl.str());
+                for (int64_t c = keep; c < S; ++c) CHECK(got.at({r, c}) == want.at({r, c}));
+              }
+            }
+          }
+  }
+
   TEST_CASE("softmax: the vectorizable exp_f32 is within 2 ulp of exp, with IEEE edge cases") {
     double worst = 0;
     for (int i = 0; i <= 200000; ++i) {
