@@ -1,6 +1,8 @@
 // data/text.cpp — see data/text.h.
 #include "data/text.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -8,12 +10,35 @@ namespace tessel {
 
 namespace {
 
-std::vector<uint8_t> read_file(const std::string& path) {
+std::vector<uint8_t> read_one(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("ByteTextDataset", path, ": cannot open the text file");
   std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail("ByteTextDataset", path, ": read failed");
   return bytes;
+}
+
+// A file or a directory (see data/text.h): the directory's text files, by name, concatenated.
+std::vector<uint8_t> read_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return read_one(path);
+  std::vector<fs::path> files;
+  for (const fs::directory_entry& e : fs::directory_iterator(path, ec))
+    if (e.is_regular_file(ec) && !e.is_symlink(ec)) files.push_back(e.path());
+  check(!ec, "ByteTextDataset", path, ": cannot list the directory: ", ec.message());
+  std::sort(files.begin(), files.end());
+  std::vector<uint8_t> all;
+  for (const fs::path& f : files) {
+    std::vector<uint8_t> bytes = read_one(f.string());
+    const size_t head = std::min<size_t>(bytes.size(), 4096);
+    if (std::find(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(head), 0) !=
+        bytes.begin() + static_cast<std::ptrdiff_t>(head))
+      continue;  // a NUL byte: binary, not text (e.g. the fortune index files)
+    all.insert(all.end(), bytes.begin(), bytes.end());
+  }
+  check(!all.empty(), "ByteTextDataset", path, ": the directory holds no text files");
+  return all;
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ class ByteTextDataset : public Dataset {
   static constexpr int64_t kVocabSize = 256;
 
   // Reads the whole file; it must hold at least seq_len + 1 bytes. stride 0 means seq_len.
+  // A directory stands for its text files concatenated in name order: regular files (not
+  // symlinks) without a NUL byte in their first 4 KiB — so /usr/share/games/fortunes (Debian's
+  // `fortunes`) reads as its fortune texts, without the binary .dat indexes or .u8 links.
   ByteTextDataset(const std::string& path, int64_t seq_len, int64_t stride = 0);
   // Over bytes already in memory; `name` stands for them in errors.
   ByteTextDataset(std::vector<uint8_t> bytes, int64_t seq_len, int64_t stride, std::string name);

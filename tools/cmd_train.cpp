@@ -139,8 +139,10 @@ const char* kHelp = R"(Train a model with tessel and watch it learn.
 
 By default: the ViT classifier (width 128, depth 4, 4 heads, 7x7 patches) on Fashion-MNIST
 from Debian's dataset-fashion-mnist package, AdamW with a warmup + cosine schedule, for 4.5
-minutes on all cores. `--model gpt --data FILE` trains the byte-level GPT on any text file
-and prints samples as it goes.
+minutes on all cores. `--model gpt` trains the byte-level GPT on text and prints samples as
+it goes: by default the fortune cookies of Debian's fortunes package
+(/usr/share/games/fortunes), or `--data FILE` (any text file) or `--data DIR` (its text
+files, concatenated).
 
 Settings come from defaults, then --config FILE (a JSON object), then flags and --set
 key=value (any setting; `--set list` prints them). Everything the run produces goes to --out:
@@ -156,7 +158,7 @@ Command train{
       cmd.footer(kHelp);
       cmd.add_option("--config", *config_file, "JSON file of settings (applied before flags)");
       cmd.add_option("--model", c->model, "vit | gpt")->capture_default_str();
-      cmd.add_option("--data", c->data, "gpt: the text file to learn");
+      cmd.add_option("--data", c->data, "gpt: the text to learn: a file, or a directory of text files");
       cmd.add_option("--data-dir", c->data_dir, "vit: directory with the Fashion-MNIST IDX .gz files");
       cmd.add_option("--device", c->device, "cpu (cuda comes with the CUDA backend)")->capture_default_str();
       cmd.add_option("--minutes", c->minutes, "Wall-clock budget; sets the number of steps")->capture_default_str();

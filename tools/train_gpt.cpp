@@ -1,6 +1,7 @@
 // tools/train_gpt.cpp — the text task: the byte-level GPT on any file.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "autograd/engine.h"
 #include "autograd/ops/elementwise.h"
@@ -98,18 +99,17 @@ class GptTask : public Task {
   }
 
   // Default corpus: the repository's own docs and README, if found next to the binary's source.
+  // The default corpus: the fortune cookies of Debian's `fortunes` package (about 1.3 MB of
+  // varied English text, installed by tools/setup), else the README of the source tree.
   static std::string default_corpus() {
-    for (const char* p : {"README.md", "../README.md", "../../README.md"}) {
-      FILE* f = std::fopen(p, "rb");
-      if (f) {
-        std::fclose(f);
-        return p;
-      }
-    }
-    fail("train",
-         "no --data file given and README.md not found here; pass --data FILE (any text file, e.g. "
+    if (std::filesystem::is_directory(kFortunesDir)) return kFortunesDir;
+    for (const char* p : {"README.md", "../README.md", "../../README.md"})
+      if (std::filesystem::is_regular_file(p)) return p;
+    fail("train", "no --data file given, ", kFortunesDir,
+         " is missing (apt-get install fortunes) and README.md is not here; pass --data FILE or DIR (any text, e.g. "
          "/usr/share/common-licenses/GPL-3)");
   }
+  static constexpr const char* kFortunesDir = "/usr/share/games/fortunes";
 
   TrainConfig c_;
   std::string path_;

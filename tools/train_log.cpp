@@ -110,9 +110,16 @@ std::string TrainLog::finish() {
     if (j.is_discarded() || !j.contains("kind")) continue;
     if (j["kind"] == "train") tr << j["step"] << '\t' << j["loss"] << '\n';
     if (j["kind"] == "eval") {
-      double acc = j.contains("accuracy") ? j["accuracy"].get<double>() : NAN;
+      // The second curve: accuracy (the classifier) or bits per byte (the language model).
+      if (acc_key.empty())
+        for (const char* k : {"accuracy", "bits_per_byte"})
+          if (j.contains(k)) {
+            acc_key = k;
+            break;
+          }
+      double second = !acc_key.empty() && j.contains(acc_key) ? j[acc_key].get<double>() : NAN;
       double loss = j.contains("loss") ? j["loss"].get<double>() : NAN;
-      ev << j["step"] << '\t' << loss << '\t' << acc << '\n';
+      ev << j["step"] << '\t' << loss << '\t' << second << '\n';
     }
   }
   tr.close();
@@ -120,11 +127,15 @@ std::string TrainLog::finish() {
   std::ofstream gp(dir_ + "/curve.gp");
   gp << "set terminal pngcairo size 900,520 noenhanced\n"
      << "set output '" << dir_ << "/curve.png'\n"
-     << "set xlabel 'step'\nset ylabel 'loss'\nset y2label 'accuracy'\nset y2tics\nset ytics nomirror\n"
-     << "set key top right\nset grid\n"
+     << "set xlabel 'step'\nset ylabel 'loss'\n";
+  if (!acc_key.empty()) gp << "set y2label '" << acc_key << "'\nset y2tics\nset ytics nomirror\n";
+  gp << "set key top right\nset grid\n"
      << "plot '" << dir_ << "/train.tsv' using 1:2 with lines lc rgb '#9bbcd9' title 'train loss', \\\n"
-     << "     '" << dir_ << "/eval.tsv' using 1:2 with linespoints lc rgb '#1f4e79' title 'eval loss', \\\n"
-     << "     '" << dir_ << "/eval.tsv' using 1:3 axes x1y2 with linespoints lc rgb '#c0392b' title 'eval accuracy'\n";
+     << "     '" << dir_ << "/eval.tsv' using 1:2 with linespoints lc rgb '#1f4e79' title 'eval loss'";
+  if (!acc_key.empty())
+    gp << ", \\\n     '" << dir_ << "/eval.tsv' using 1:3 axes x1y2 with linespoints lc rgb '#c0392b' title 'eval "
+       << acc_key << "'";
+  gp << "\n";
   gp.close();
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     return "metrics in " + dir_ + "/metrics.jsonl; for the curve install gnuplot (apt-get install gnuplot-nox, or " +

@@ -237,4 +237,22 @@ TEST_SUITE("data") {
     }
     CHECK(static_cast<int64_t>(seen.size()) == ds->size());
   }
+
+  TEST_CASE("text: a directory reads as its text files in name order, without binaries or links") {
+    namespace fs = std::filesystem;
+    tessel::testing::TempDir dir;
+    auto write = [&](const std::string& name, const std::string& bytes) {
+      std::ofstream f(dir.file(name), std::ios::binary);
+      f << bytes;
+    };
+    write("b", "second file\n");
+    write("a", "first file\n");
+    write("a.dat", std::string("\0\0\0\x02index", 9));    // binary: skipped
+    fs::create_symlink(dir.file("a"), dir.file("a.u8"));  // a link: skipped
+    ByteTextDataset ds(dir.path.string(), 4);
+    const std::vector<uint8_t>& b = ds.bytes();
+    CHECK(std::string(b.begin(), b.end()) == "first file\nsecond file\n");
+    tessel::testing::TempDir empty_dir;
+    CHECK_THROWS_WITH_AS(ByteTextDataset(empty_dir.path.string(), 4), doctest::Contains("no text files"), Error);
+  }
 }
