@@ -42,6 +42,7 @@ int run(TrainConfig c) {
   check(c.device == "cpu" || c.device == "cuda", "train", "unknown device '", c.device, "'; expected cpu or cuda");
   check(c.device == "cpu", "train",
         "--device cuda: this build has no CUDA kernels yet (the CUDA backend is a later issue); use --device cpu");
+  if (c.batch == 0) c.batch = c.model == "gpt" ? 32 : 128;
   check(c.batch >= 1 && c.accumulate >= 1, "train", "batch and accumulate must be positive");
   manual_seed(c.seed);
   std::unique_ptr<Task> task = c.model == "vit" ? make_vit_task(c)
@@ -164,7 +165,7 @@ Command train{
       cmd.add_option("--minutes", c->minutes, "Wall-clock budget; sets the number of steps")->capture_default_str();
       cmd.add_option("--epochs", c->epochs, "Train this many epochs instead of a time budget");
       cmd.add_option("--steps", c->steps, "Train this many optimizer steps");
-      cmd.add_option("--batch", c->batch, "Batch size")->capture_default_str();
+      cmd.add_option("--batch", c->batch, "Batch size (default: 128 images for vit, 32 sequences for gpt)");
       cmd.add_option("--lr", c->lr, "Peak learning rate")->capture_default_str();
       cmd.add_option("--out", c->out, "Run directory")->capture_default_str();
       cmd.add_option("--resume", c->resume, "Continue from this checkpoint");

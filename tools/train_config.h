@@ -29,8 +29,8 @@ struct TrainConfig {
   double weight_decay = 0.05;
   double momentum = 0.9;  // sgd
   int64_t warmup = 200;
-  double clip = 1.0;  // global gradient norm (0: off)
-  int64_t batch = 128;
+  double clip = 1.0;       // global gradient norm (0: off)
+  int64_t batch = 0;       // 0: the model's default, 128 images (vit) or 32 sequences (gpt)
   int64_t accumulate = 1;  // micro-batches per optimizer step
   // model shape
   int64_t width = 128;
