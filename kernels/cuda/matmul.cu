@@ -279,6 +279,7 @@ bool matmul_cuda_regtile_accepts(const MatmulParams& p) { return p.c.dtype != DT
 void register_matmul_cuda(Family<MatmulParams>& fam) {
   using namespace cuda_gemm;
   fam.add("cublas", DeviceType::cuda, 100, matmul_cublas, matmul_cublas_accepts);
+  fam.add("cuda_wgmma", DeviceType::cuda, 50, matmul_cuda_wgmma, matmul_cuda_wgmma_accepts);
   fam.add("cuda_tc", DeviceType::cuda, 40, matmul_cuda_tc, matmul_cuda_tc_accepts);
   fam.add("cuda_regtile", DeviceType::cuda, 30, matmul_cuda_regtile, matmul_cuda_regtile_accepts);
   fam.add("cuda_tiled", DeviceType::cuda, 20, matmul_cuda_tiled);

@@ -345,6 +345,7 @@ bool run_lt(const MatmulParams& p, const GemmArgs& g, const LtProblem& lp, cubla
 
 // When cuBLASLt has no algorithm for an argument set it accepted, the best of our rungs runs.
 void run_our_ladder(const MatmulParams& p) {
+  if (matmul_cuda_wgmma_accepts(p)) return matmul_cuda_wgmma(p);
   if (matmul_cuda_tc_accepts(p)) return matmul_cuda_tc(p);
   if (matmul_cuda_regtile_accepts(p)) return matmul_cuda_regtile(p);
   matmul_cuda_tiled(p);
