@@ -207,11 +207,10 @@ __global__ void __launch_bounds__(kWThreads) gemm_wgmma(GemmArgs g) {
 
 template <class T>
 void launch_wgmma(const GemmArgs& g) {
-  static std::once_flag once;  // per T: opt in to 128 KiB of dynamic shared memory
-  std::call_once(once, [] {
-    TESSEL_CUDA_CHECK(
-        cudaFuncSetAttribute(gemm_wgmma<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
-  });
+  // Opt in to 128 KiB of dynamic shared memory. The attribute is per device, so it is set on
+  // every launch (a cheap host call) rather than once per process.
+  TESSEL_CUDA_CHECK(
+      cudaFuncSetAttribute(gemm_wgmma<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kSmemBytes)));
   const int64_t tiles = g.batch * ceil_div(g.M, kWBM) * ceil_div(g.N, kWBN);
   gemm_wgmma<T><<<grid_for(tiles), kWThreads, kSmemBytes, gemm_stream()>>>(g);
   TESSEL_CUDA_CHECK_LAUNCH("matmul (cuda_wgmma)");
