@@ -26,6 +26,7 @@
 #include "data/idx.h"
 #include "data/loader.h"
 #include "data/text.h"
+#include "kernels/cuda_options.h"
 #include "nn/layers.h"
 #include "nn/module.h"
 #include "nn/transformer.h"

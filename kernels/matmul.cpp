@@ -6,6 +6,10 @@
 // TESSEL_KERNEL_MATMUL=<name> forces one (falling back to the ladder if it declines).
 #include "kernels/matmul.h"
 
+#if TESSEL_HAVE_CUDA
+#include "kernels/cuda/register.h"
+#endif
+
 namespace tessel::kernels {
 
 const char* activation_name(Activation a) {
@@ -27,6 +31,9 @@ Family<MatmulParams>& matmul_family() {
     fam->add("cpu_packed", DeviceType::cpu, 10, matmul_cpu);
     fam->add("cpu_avx2", DeviceType::cpu, 20, matmul_avx2, matmul_avx2_accepts);
     fam->add("cpu_avx512", DeviceType::cpu, 30, matmul_avx512, matmul_avx512_accepts);
+#if TESSEL_HAVE_CUDA
+    register_matmul_cuda(*fam);  // cublas, cuda_tc, cuda_regtile, cuda_tiled, cuda_naive (docs/cuda_gemm.md)
+#endif
     return fam;
   }();
   return *f;

@@ -1,0 +1,171 @@
+// kernels/cuda/matmul_common.cuh — what every CUDA GEMM rung shares: the problem as one
+// by-value kernel argument, the batch walk, element conversions and the fused epilogue.
+//
+//   C[b][i, j] = act(alpha * sum_k A[b][i, k] B[b][k, j] + beta * C[b][i, j] + bias[j])
+//
+// A Buf's matrix strides are kept as they are (a transpose is swapped strides, as on the CPU),
+// and its batch dims are walked with their own strides, so every rung takes any view the op
+// passes without a copy. The epilogue is the CPU's (kernels/matmul.h apply_activation) with
+// the same formulas in device code; beta == 0 never reads C (BLAS semantics: NaN-filled C is fine).
+//
+// Compiled but not yet verified on hardware: no GPU was available when this was written.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdint>
+
+#include "core/cuda/check.h"
+#include "kernels/matmul.h"
+
+namespace tessel::kernels::cuda_gemm {
+
+constexpr int kMaxBatchDims = kMaxDims - 2;
+
+// The whole problem, passed by value to every kernel (~400 bytes of kernel parameters).
+struct GemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  int64_t batch = 1;  // product of the batch sizes
+  int nb = 0;         // number of batch dims
+  int64_t bsize[kMaxBatchDims] = {};
+  int64_t bsa[kMaxBatchDims] = {}, bsb[kMaxBatchDims] = {}, bsc[kMaxBatchDims] = {};  // batch strides
+  int64_t sam = 0, sak = 0;  // A[i, k] at a + i * sam + k * sak
+  int64_t sbk = 0, sbn = 0;  // B[k, j] at b + k * sbk + j * sbn
+  int64_t scm = 0, scn = 0;  // C[i, j] at c + i * scm + j * scn
+  int64_t sbias = 0;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* c = nullptr;
+  const void* bias = nullptr;  // null: no bias
+  double alpha = 1, beta = 0;
+  Activation act = Activation::none;
+};
+
+// Reads the op's params into GemmArgs (host side).
+inline GemmArgs make_args(const MatmulParams& p) {
+  GemmArgs g;
+  const int nb = p.c.ndim - 2;
+  g.nb = nb;
+  g.M = p.c.size[nb];
+  g.N = p.c.size[nb + 1];
+  g.K = p.a.size[nb + 1];
+  for (int d = 0; d < nb; ++d) {
+    g.bsize[d] = p.c.size[d];
+    g.batch *= p.c.size[d];
+    g.bsa[d] = p.a.stride[d];
+    g.bsb[d] = p.b.stride[d];
+    g.bsc[d] = p.c.stride[d];
+  }
+  g.sam = p.a.stride[nb];
+  g.sak = p.a.stride[nb + 1];
+  g.sbk = p.b.stride[nb];
+  g.sbn = p.b.stride[nb + 1];
+  g.scm = p.c.stride[nb];
+  g.scn = p.c.stride[nb + 1];
+  g.a = p.a.data;
+  g.b = p.b.data;
+  g.c = p.c.data;
+  if (p.bias.data) {
+    g.bias = p.bias.data;
+    g.sbias = p.bias.stride[0];
+  }
+  g.alpha = p.alpha;
+  g.beta = p.beta;
+  g.act = p.act;
+  return g;
+}
+
+// True when there is nothing to compute (an empty C). K == 0 is NOT empty: C = act(beta C + bias).
+inline bool empty_problem(const GemmArgs& g) { return g.M == 0 || g.N == 0 || g.batch == 0; }
+
+// The element offsets of A[z], B[z], C[z] for flat batch index z (row-major over the batch dims).
+__device__ inline void batch_offsets(const GemmArgs& g, int64_t z, int64_t& oa, int64_t& ob, int64_t& oc) {
+  oa = ob = oc = 0;
+  for (int d = g.nb - 1; d >= 0; --d) {
+    const int64_t idx = z % g.bsize[d];
+    z /= g.bsize[d];
+    oa += idx * g.bsa[d];
+    ob += idx * g.bsb[d];
+    oc += idx * g.bsc[d];
+  }
+}
+
+// Storage type -> accumulation type, and the conversions both ways.
+template <class T>
+struct AccOf {
+  using type = float;
+};
+template <>
+struct AccOf<double> {
+  using type = double;
+};
+template <class T>
+using acc_of = typename AccOf<T>::type;
+
+__device__ inline float to_acc(float x) { return x; }
+__device__ inline double to_acc(double x) { return x; }
+__device__ inline float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ inline float to_acc(__half x) { return __half2float(x); }
+
+template <class T>
+__device__ inline T from_acc(acc_of<T> x);
+template <>
+__device__ inline float from_acc<float>(float x) {
+  return x;
+}
+template <>
+__device__ inline double from_acc<double>(double x) {
+  return x;
+}
+template <>
+__device__ inline __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+template <>
+__device__ inline __half from_acc<__half>(float x) {
+  return __float2half_rn(x);
+}
+
+// The activations of kernels/matmul.h apply_activation, in device code (same formulas).
+template <class A>
+__device__ inline A device_activation(A x, Activation act) {
+  switch (act) {
+    case Activation::none: return x;
+    case Activation::relu: return x > A(0) ? x : A(0);
+    case Activation::gelu_tanh: {
+      const A k0 = A(0.7978845608028654), k1 = A(0.044715);
+      return A(0.5) * x * (A(1) + std::tanh(k0 * (x + k1 * x * x * x)));
+    }
+    case Activation::gelu_erf: return A(0.5) * x * (A(1) + std::erf(x * A(0.7071067811865476)));
+    case Activation::silu: return x / (A(1) + std::exp(-x));
+  }
+  return x;
+}
+
+// Writes one finished element: C[i, j] = act(alpha acc + beta C[i, j] + bias[j]). `c` points at C[z].
+template <class T>
+__device__ inline void store_output(const GemmArgs& g, T* c, int64_t i, int64_t j, acc_of<T> acc) {
+  using Acc = acc_of<T>;
+  T* p = c + i * g.scm + j * g.scn;
+  Acc v = static_cast<Acc>(g.alpha) * acc;
+  if (g.beta != 0) v += static_cast<Acc>(g.beta) * to_acc(*p);
+  if (g.bias) v += to_acc(static_cast<const T*>(g.bias)[j * g.sbias]);
+  *p = from_acc<T>(device_activation(v, g.act));
+}
+
+// Blocks walk a flat list of (batch, tile row, tile column) triples with a grid-stride loop,
+// so no grid dimension limit (65535 for y and z) can cut off a tall C or a long batch.
+inline unsigned grid_for(int64_t tiles) {
+  constexpr int64_t kMaxBlocks = int64_t{1} << 30;
+  return static_cast<unsigned>(tiles < 1 ? 1 : (tiles < kMaxBlocks ? tiles : kMaxBlocks));
+}
+
+__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The stream GEMMs launch on. The default stream until core/cuda/stream.h's
+// tessel::cuda::current_stream() is available on this branch; this is the one place to switch.
+inline cudaStream_t gemm_stream() { return nullptr; }
+
+}  // namespace tessel::kernels::cuda_gemm
