@@ -137,7 +137,16 @@ struct Layout {
     for (int k = 0; k < N; ++k) off[k] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
       const int64_t s = size[d];
-      const int64_t q = i / s, r = i - q * s;
+      int64_t q, r;
+      if ((static_cast<uint64_t>(i) | static_cast<uint64_t>(s)) <= 0xffffffffull) {
+        // 32-bit division is several times cheaper than 64-bit on the GPU
+        const uint32_t q32 = static_cast<uint32_t>(i) / static_cast<uint32_t>(s);
+        q = q32;
+        r = i - q * s;
+      } else {
+        q = i / s;
+        r = i - q * s;
+      }
       i = q;
       for (int k = 0; k < N; ++k) off[k] += r * stride[k][d];
     }

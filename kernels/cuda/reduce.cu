@@ -11,9 +11,10 @@
 //  - row: one block per output. Threads stride through the row, so when the reduced dims are
 //    the contiguous innermost ones (sum over the last dim) every warp load is coalesced; the
 //    per-thread partials meet in warp shuffles, then in shared memory.
-//  - column: one thread per output, walking its R inputs serially. Picked when the reduced
-//    dims are strided and there are many outputs (sum over dim 0 of [N, D]): neighbouring
-//    threads then read neighbouring addresses, which the row kernel could not.
+//  - columns: a block of 32 outputs x 16 lanes; each output's 16 lanes stride through its R
+//    inputs and meet in shared memory. Picked when the reduced dims are strided and there are
+//    at least 32 outputs (sum over dim 0 of [N, D], a bias gradient): the 32 threads of a warp
+//    then read 32 neighbouring addresses, which the row kernel could not.
 // Bytes: K*R input elements read once (twice for var), K outputs written.
 //
 // Compiled for sm_80/sm_90; not yet verified on hardware.
@@ -95,20 +96,59 @@ struct ReduceArgs {
   double correction;
 };
 
-// One output, folded by `nthreads` cooperating threads (the block, or just this thread).
-// `scratch` is shared memory when cooperating, unused otherwise.
-template <class T, class O, bool Block>
-__device__ void reduce_output(const ReduceArgs& a, int64_t k, int t0, int nthreads, void* scratch) {
-  int64_t off[3];
-  a.kept.offsets(k, off);
+// How the threads folding one output combine their partials.
+enum class Mode { block, columns };
+constexpr int kColTile = 32, kColLanes = 16;  // columns kernel: 32 outputs x 16 lanes each
+
+// Block mode: the whole block folds one output. Columns mode: the kColLanes threads with the
+// same threadIdx.x fold one output; they meet in shared memory and each adds the lanes' values
+// in lane order (the same order in every thread, so all agree and the result is deterministic).
+template <Mode M, class A>
+__device__ A combine_sum(A v, void* scratch) {
+  if constexpr (M == Mode::block) {
+    return block_sum(v, static_cast<A*>(scratch));
+  } else {
+    A* s = static_cast<A*>(scratch);
+    __syncthreads();
+    s[threadIdx.y * kColTile + threadIdx.x] = v;
+    __syncthreads();
+    A t = 0;
+    for (int j = 0; j < static_cast<int>(blockDim.y); ++j) t += s[j * kColTile + threadIdx.x];
+    return t;
+  }
+}
+
+template <Mode M, class A>
+__device__ Best<A> combine_best(Best<A> v, bool want_max, void* scratch) {
+  if constexpr (M == Mode::block) {
+    return block_best(v, want_max, static_cast<Best<A>*>(scratch));
+  } else {
+    Best<A>* s = static_cast<Best<A>*>(scratch);
+    __syncthreads();
+    s[threadIdx.y * kColTile + threadIdx.x] = v;
+    __syncthreads();
+    Best<A> t = s[threadIdx.x];
+    for (int j = 1; j < static_cast<int>(blockDim.y); ++j)
+      if (better(t, s[j * kColTile + threadIdx.x], want_max)) t = s[j * kColTile + threadIdx.x];
+    return t;
+  }
+}
+
+// One output k, folded by `nthreads` cooperating threads, this one being number t0. Inactive
+// threads (past the last output) fold nothing but take part in the combines.
+template <class T, class O, Mode M>
+__device__ void reduce_output(const ReduceArgs& a, int64_t k, bool active, int t0, int nthreads, void* scratch) {
+  int64_t off[3] = {0, 0, 0};
+  if (active) a.kept.offsets(k, off);
   const T* in = static_cast<const T*>(a.in) + off[0];
-  const int64_t R = a.R;
+  const int64_t R = active ? a.R : 0;
+  const bool writer = active && t0 == 0;
   if (a.op == ReduceOp::sum || a.op == ReduceOp::mean) {
     using A = sum_acc_t<T>;
     A acc = 0;
     for (int64_t r = t0; r < R; r += nthreads) acc += static_cast<A>(load(in + a.row.at(r)));
-    if constexpr (Block) acc = block_sum(acc, static_cast<A*>(scratch));
-    if (t0 == 0) {
+    acc = combine_sum<M>(acc, scratch);
+    if (writer) {
       if constexpr (std::is_integral_v<A>) {
         if (a.op == ReduceOp::mean && R > 0) acc = acc / R;
       } else {
@@ -124,24 +164,24 @@ __device__ void reduce_output(const ReduceArgs& a, int64_t k, int t0, int nthrea
       Best<A> c{static_cast<A>(load(in + a.row.at(r))), r};
       if (better(best, c, want_max)) best = c;
     }
-    if constexpr (Block) best = block_best(best, want_max, static_cast<Best<A>*>(scratch));
-    if (t0 == 0) {
+    best = combine_best<M>(best, want_max, scratch);
+    if (writer) {
       store(static_cast<O*>(a.out) + off[1], best.v);
       if (a.idx) a.idx[off[2]] = best.i < 0 ? 0 : best.i;
     }
-  } else {  // var
+  } else {  // var: the mean first, then the squared deviations from it
     using V = var_acc_t<T>;
     V s = 0;
     for (int64_t r = t0; r < R; r += nthreads) s += static_cast<V>(load(in + a.row.at(r)));
-    if constexpr (Block) s = block_sum(s, static_cast<V*>(scratch));
-    const V mean = s / static_cast<V>(R);
+    s = combine_sum<M>(s, scratch);
+    const V mean = R > 0 ? s / static_cast<V>(R) : V(0);
     V ss = 0;
     for (int64_t r = t0; r < R; r += nthreads) {
       const V d = static_cast<V>(load(in + a.row.at(r))) - mean;
       ss += d * d;
     }
-    if constexpr (Block) ss = block_sum(ss, static_cast<V*>(scratch));
-    if (t0 == 0) {
+    ss = combine_sum<M>(ss, scratch);
+    if (writer) {
       const double denom = static_cast<double>(R) - a.correction;
       const double v = denom > 0 ? static_cast<double>(ss) / denom : __longlong_as_double(0x7ff8000000000000ll);
       store(static_cast<O*>(a.out) + off[1], static_cast<acc_t<O>>(v));
@@ -153,14 +193,17 @@ template <class T, class O>
 __global__ void reduce_rows(ReduceArgs a) {
   __shared__ __align__(16) unsigned char scratch[32 * 16];  // 32 warps x the widest partial
   for (int64_t k = blockIdx.x; k < a.K; k += gridDim.x)
-    reduce_output<T, O, true>(a, k, threadIdx.x, blockDim.x, scratch);
+    reduce_output<T, O, Mode::block>(a, k, true, threadIdx.x, blockDim.x, scratch);
 }
 
 template <class T, class O>
 __global__ void reduce_columns(ReduceArgs a) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < a.K; k += step)
-    reduce_output<T, O, false>(a, k, 0, 1, nullptr);
+  __shared__ __align__(16) unsigned char scratch[kColLanes * kColTile * 16];
+  for (int64_t k0 = static_cast<int64_t>(blockIdx.x) * kColTile; k0 < a.K;
+       k0 += static_cast<int64_t>(gridDim.x) * kColTile) {
+    const int64_t k = k0 + threadIdx.x;
+    reduce_output<T, O, Mode::columns>(a, k, k < a.K, threadIdx.y, blockDim.y, scratch);
+  }
 }
 
 void reduce_cuda(const ReduceParams& p) {
@@ -186,8 +229,8 @@ void reduce_cuda(const ReduceParams& p) {
     a.row.ndim = a.row.l.ndim;
     a.row.stride0 = a.row.l.ndim >= 1 ? a.row.l.stride[0][0] : 0;
     const bool inner_contiguous = a.row.ndim == 0 || (a.row.ndim == 1 && a.row.stride0 == 1);
-    if (!inner_contiguous && a.K >= 128) {
-      reduce_columns<T, O><<<grid_for(a.K, 128), 128, 0, launch_stream()>>>(a);
+    if (!inner_contiguous && a.K >= kColTile) {
+      reduce_columns<T, O><<<grid_for(a.K, kColTile), dim3(kColTile, kColLanes), 0, launch_stream()>>>(a);
     } else {
       const int threads = row_threads(a.R, 512);
       reduce_rows<T, O><<<grid_for(a.K, 1, 1 << 20), threads, 0, launch_stream()>>>(a);
