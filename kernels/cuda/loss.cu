@@ -44,7 +44,7 @@ struct LossArgs {
 };
 
 template <class T>
-__global__ void loss_forward(LossArgs a) {
+__global__ void __launch_bounds__(512) loss_forward(LossArgs a) {
   using A = float_acc_t<acc_t<T>>;
   __shared__ A scratch[32];
   const T* in = static_cast<const T*>(a.input);
@@ -87,7 +87,7 @@ __global__ void loss_forward(LossArgs a) {
 }
 
 template <class T>
-__global__ void loss_backward(LossArgs a) {
+__global__ void __launch_bounds__(512) loss_backward(LossArgs a) {
   using A = float_acc_t<acc_t<T>>;
   const T* in = static_cast<const T*>(a.input);
   T* dx = static_cast<T*>(a.dinput);

@@ -42,7 +42,7 @@ struct NormArgs {
 };
 
 template <class T>
-__global__ void norm_forward(NormArgs<T> a) {
+__global__ void __launch_bounds__(512) norm_forward(NormArgs<T> a) {
   using A = norm_acc_t<T>;
   __shared__ A scratch[32];
   const int64_t C = a.cols;
@@ -75,7 +75,7 @@ __global__ void norm_forward(NormArgs<T> a) {
 }
 
 template <class T>
-__global__ void norm_backward_dx(NormArgs<T> a) {
+__global__ void __launch_bounds__(512) norm_backward_dx(NormArgs<T> a) {
   using A = norm_acc_t<T>;
   __shared__ A scratch[32];
   const int64_t C = a.cols;
@@ -196,7 +196,7 @@ void norm_cuda_typed(const NormParams& p) {
       <<<grid, dim3(kColTile, kRowLanes), 0, stream>>>(a, rows_per_chunk, partial, partial + chunks * p.cols);
   cudaError_t launch_err = cudaGetLastError();
   if (launch_err == cudaSuccess) {
-    norm_backward_finish<T><<<grid_for(p.cols, 256), 256, 0, stream>>>(
+    norm_backward_finish<T><<<static_cast<unsigned>((p.cols + 255) / 256), 256, 0, stream>>>(
         p.cols, chunks, partial, partial + chunks * p.cols, p.dweight.data ? p.dweight.ptr<T>() : nullptr,
         p.dbias.data ? p.dbias.ptr<T>() : nullptr);
     launch_err = cudaGetLastError();

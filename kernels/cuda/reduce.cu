@@ -190,14 +190,14 @@ __device__ void reduce_output(const ReduceArgs& a, int64_t k, bool active, int t
 }
 
 template <class T, class O>
-__global__ void reduce_rows(ReduceArgs a) {
+__global__ void __launch_bounds__(512) reduce_rows(ReduceArgs a) {
   __shared__ __align__(16) unsigned char scratch[32 * 16];  // 32 warps x the widest partial
   for (int64_t k = blockIdx.x; k < a.K; k += gridDim.x)
     reduce_output<T, O, Mode::block>(a, k, true, threadIdx.x, blockDim.x, scratch);
 }
 
 template <class T, class O>
-__global__ void reduce_columns(ReduceArgs a) {
+__global__ void __launch_bounds__(512) reduce_columns(ReduceArgs a) {
   __shared__ __align__(16) unsigned char scratch[kColLanes * kColTile * 16];
   for (int64_t k0 = static_cast<int64_t>(blockIdx.x) * kColTile; k0 < a.K;
        k0 += static_cast<int64_t>(gridDim.x) * kColTile) {

@@ -45,7 +45,7 @@ __device__ __forceinline__ A neg_inf() {
 
 // One warp per row; lane l holds elements l, l + 32, ... (at most 32 of them).
 template <class T>
-__global__ void softmax_warp(SoftmaxArgs a) {
+__global__ void __launch_bounds__(128) softmax_warp(SoftmaxArgs a) {
   using A = float_acc_t<acc_t<T>>;
   const int lane = threadIdx.x & 31;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * (blockDim.x >> 5);
@@ -98,7 +98,7 @@ __global__ void softmax_warp(SoftmaxArgs a) {
 
 // One block per row, for long rows.
 template <class T>
-__global__ void softmax_block(SoftmaxArgs a) {
+__global__ void __launch_bounds__(512) softmax_block(SoftmaxArgs a) {
   using A = float_acc_t<acc_t<T>>;
   __shared__ A scratch[32];
   const bool bwd = a.bwd;

@@ -23,7 +23,7 @@ using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 // outputs, then backpropagates sum(y * r) for one random r on both and compares the gradients.
 void check_matches_cpu(const char* name, const Fn& f, const std::vector<Tensor>& inputs, double rtol = 1e-10,
                        double atol = 1e-12) {
-  INFO("op ", name);
+  INFO("op ", std::string(name));
   std::vector<Tensor> xc, xd;
   for (const Tensor& t : inputs) {
     Tensor c = t.detach();
