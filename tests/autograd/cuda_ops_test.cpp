@@ -5,6 +5,7 @@
 // other autograd suites, so agreement here gradchecks the CUDA backward. Ends with a 2-layer
 // MLP trained for a few steps on both devices. Skipped without a CUDA device.
 #include <functional>
+#include <memory>
 
 #include "tests/helpers.h"
 
@@ -217,6 +218,45 @@ TEST_SUITE("autograd/cuda") {
       INFO("parameter ", i);
       CHECK(params[1][i].device().is_cuda());
       CHECK_CLOSE(to_cpu(params[1][i]), params[0][i], 1e-10, 1e-12);
+    }
+  }
+
+  TEST_CASE("cuda autograd: Adam, AdamW and LAMB step CUDA parameters (state on the device) like the CPU") {
+    TESSEL_REQUIRE_CUDA();
+    for (int which = 0; which < 3; ++which) {
+      std::vector<Tensor> init = {r64({33, 7}), r64({7}), r64({1})};
+      std::vector<Tensor> params[2];  // [0] cpu, [1] cuda
+      for (const Tensor& t : init) {
+        Tensor c = t.detach(), d = to_cuda(t);
+        c.requires_grad_();
+        d.requires_grad_();
+        params[0].push_back(c);
+        params[1].push_back(d);
+      }
+      std::unique_ptr<optim::Optimizer> opt[2];
+      for (int k = 0; k < 2; ++k) {
+        if (which == 0) opt[k] = std::make_unique<optim::Adam>(params[k], optim::AdamOptions{.weight_decay = 0.01});
+        if (which == 1) opt[k] = std::make_unique<optim::AdamW>(params[k]);
+        if (which == 2) opt[k] = std::make_unique<optim::Lamb>(params[k]);
+      }
+      for (int step = 0; step < 3; ++step) {
+        std::vector<Tensor> grads = {r64({33, 7}), r64({7}), r64({1})};
+        for (int k = 0; k < 2; ++k) {
+          opt[k]->zero_grad();
+          Tensor loss;
+          for (size_t i = 0; i < grads.size(); ++i) {
+            Tensor term = sum(mul(params[k][i], k ? to_cuda(grads[i]) : grads[i]));
+            loss = loss.defined() ? loss + term : term;
+          }
+          loss.backward();
+          opt[k]->step();
+        }
+      }
+      for (size_t i = 0; i < init.size(); ++i) {
+        INFO("optimizer ", which, " parameter ", i);
+        CHECK(params[1][i].device().is_cuda());
+        CHECK_CLOSE(to_cpu(params[1][i]), params[0][i], 1e-10, 1e-12);
+      }
     }
   }
 }
