@@ -1,6 +1,8 @@
 // kernels/elementwise.cpp — the table of elementwise versions, and facts about each op.
 #include "kernels/elementwise.h"
 
+#include "kernels/cuda/register.h"
+
 namespace tessel::kernels {
 
 int ew_arity(EwOp op) {
@@ -70,8 +72,13 @@ bool ew_allows_integers(EwOp op) {
 }
 
 Family<ElementwiseParams>& elementwise_family() {
-  static Family<ElementwiseParams>* f =
-      make_cpu_family<ElementwiseParams>("elementwise", elementwise_ref, elementwise_cpu);
+  static Family<ElementwiseParams>* f = [] {
+    auto* fam = make_cpu_family<ElementwiseParams>("elementwise", elementwise_ref, elementwise_cpu);
+#if TESSEL_HAVE_CUDA
+    register_elementwise_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 

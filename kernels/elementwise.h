@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "core/buf.h"
+#include "core/host_device.h"
 #include "kernels/registry.h"
 
 namespace tessel::kernels {
@@ -78,9 +79,22 @@ Family<ElementwiseParams>& elementwise_family();
 void elementwise_ref(const ElementwiseParams& p);
 void elementwise_cpu(const ElementwiseParams& p);
 
-// The scalar formula. C is the compute type (float, double or an integer type).
+// saturate_cast<C>(x) for a double x, usable in device code too (std::numeric_limits is not):
+// NaN gives 0, out-of-range values saturate.
+template <class C>
+TESSEL_HOST_DEVICE inline C ew_saturate(double x) {
+  using U = std::make_unsigned_t<C>;
+  constexpr C hi = static_cast<C>(static_cast<U>(~U(0)) >> 1), lo = static_cast<C>(-hi - 1);
+  if (x != x) return C(0);
+  if (x <= static_cast<double>(lo)) return lo;
+  if (x >= static_cast<double>(hi)) return hi;
+  return static_cast<C>(x);
+}
+
+// The scalar formula. C is the compute type (float, double or an integer type). Host and
+// device code (kernels/cuda/elementwise.cu) share it, so the formula lives once.
 template <EwOp OP, class C>
-inline C apply_elementwise(C a, C b, C c, double alpha, double beta) {
+TESSEL_HOST_DEVICE inline C apply_elementwise(C a, C b, C c, double alpha, double beta) {
   (void)b;
   (void)c;
   (void)alpha;
@@ -124,8 +138,9 @@ inline C apply_elementwise(C a, C b, C c, double alpha, double beta) {
   else if constexpr (OP == EwOp::clamp) {
     C lo, hi;
     if constexpr (std::is_integral_v<C>) {  // integer bounds: round inward, saturate +-inf
-      lo = saturate_cast<C>(std::ceil(alpha));
-      hi = saturate_cast<C>(std::floor(beta));
+      using std::ceil, std::floor;
+      lo = ew_saturate<C>(ceil(alpha));
+      hi = ew_saturate<C>(floor(beta));
     } else {
       lo = C(alpha);
       hi = C(beta);

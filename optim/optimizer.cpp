@@ -45,22 +45,26 @@ void Optimizer::step() {
       p.lr = group.lr ? *group.lr * (base_lr_ > 0 ? lr_ / base_lr_ : 1.0) : lr_;
       p.weight_decay = group.weight_decay.value_or(weight_decay_);
       p.step = step_;
-      std::vector<Tensor> keep;  // contiguous gradients must outlive the kernel call
+      std::vector<Tensor> keep;      // contiguous gradients must outlive the kernel call
+      Device where = Device::cpu();  // the kernel runs where the parameters live
       for (Tensor& param : group.params) {
         if (param.dtype() != dt || !param.grad().defined()) continue;
+        check(p.slots.empty() || param.device() == where, name_, "parameters of one group are on ", where.str(),
+              " and ", param.device().str(), "; expected one device (move the model with to() first)");
+        where = param.device();
         Tensor g = param.grad();
         check(g.sizes() == param.sizes(), name_, "gradient of shape ", g.sizes(), " for a parameter of shape ",
               param.sizes());
         if (!g.is_contiguous() || g.dtype() != dt) {
-          Tensor c = empty(param.sizes(), {.dtype = dt});
+          Tensor c = empty(param.sizes(), {.dtype = dt, .device = where});
           copy_into(c, g);
           g = c;
         }
         keep.push_back(g);
         auto [it, fresh] = state_.try_emplace(param.impl());
         if (fresh) {
-          if (buffers() >= 1) it->second.first = zeros(param.sizes(), {.dtype = dt});
-          if (buffers() >= 2) it->second.second = zeros(param.sizes(), {.dtype = dt});
+          if (buffers() >= 1) it->second.first = zeros(param.sizes(), {.dtype = dt, .device = where});
+          if (buffers() >= 2) it->second.second = zeros(param.sizes(), {.dtype = dt, .device = where});
         }
         kernels::OptimSlot s;
         s.first = fresh;
@@ -72,7 +76,7 @@ void Optimizer::step() {
         param.bump_version();
       }
       if (p.slots.empty()) continue;
-      kernels::optim_family().run(DeviceType::cpu, p);
+      kernels::optim_family().run(where.type, p);
     }
   }
 }

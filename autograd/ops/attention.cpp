@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/matmul.h"
 #include "autograd/ops/shape.h"
@@ -33,7 +34,9 @@ Tensor rotary_embedding(const Tensor& x, double base) {
   Tensor inv = exp(arange(0.0, static_cast<double>(half), 1.0, {.dtype = DType::f64}) *
                    (-2.0 * std::log(base) / static_cast<double>(D)));
   Tensor angle = pos * reshape(inv, {1, half});  // [T, half]
-  Tensor c = to_dtype(cos(angle), x.dtype()), s = to_dtype(sin(angle), x.dtype());
+  // the table is built on the CPU (cheap, [T, D/2]) and moved to x's device
+  Tensor c = to_device(to_dtype(cos(angle), x.dtype()), x.device());
+  Tensor s = to_device(to_dtype(sin(angle), x.dtype()), x.device());
   Tensor x1 = slice(x, -1, 0, half), x2 = slice(x, -1, half, D);
   return cat({x1 * c - x2 * s, x2 * c + x1 * s}, -1);
 }

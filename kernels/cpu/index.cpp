@@ -17,6 +17,7 @@
 #include <cstdlib>
 
 #include "core/parallel.h"
+#include "kernels/cuda/register.h"
 
 namespace tessel::kernels {
 namespace {
@@ -123,7 +124,13 @@ void index_cpu(const IndexParams& p) {
 }
 
 Family<IndexParams>& index_family() {
-  static Family<IndexParams>* f = make_cpu_family<IndexParams>("index", index_ref, index_cpu);
+  static Family<IndexParams>* f = [] {
+    auto* fam = make_cpu_family<IndexParams>("index", index_ref, index_cpu);
+#if TESSEL_HAVE_CUDA
+    register_index_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 

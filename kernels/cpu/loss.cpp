@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cuda/register.h"
 #include "kernels/vec_exp.h"
 
 namespace tessel::kernels {
@@ -120,7 +121,13 @@ void loss_cpu(const LossParams& p) {
 }
 
 Family<LossParams>& loss_family() {
-  static Family<LossParams>* f = make_cpu_family<LossParams>("loss", loss_ref, loss_cpu);
+  static Family<LossParams>* f = [] {
+    auto* fam = make_cpu_family<LossParams>("loss", loss_ref, loss_cpu);
+#if TESSEL_HAVE_CUDA
+    register_loss_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cuda/register.h"
 
 namespace tessel::kernels {
 namespace {
@@ -179,7 +180,13 @@ void norm_cpu(const NormParams& p) {
 }
 
 Family<NormParams>& norm_family() {
-  static Family<NormParams>* f = make_cpu_family<NormParams>("norm", norm_ref, norm_cpu);
+  static Family<NormParams>* f = [] {
+    auto* fam = make_cpu_family<NormParams>("norm", norm_ref, norm_cpu);
+#if TESSEL_HAVE_CUDA
+    register_norm_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cuda/register.h"
 #include "kernels/optim_update.h"
 
 namespace tessel::kernels {
@@ -111,7 +112,13 @@ void optim_cpu(const OptimParams& p) {
 }
 
 Family<OptimParams>& optim_family() {
-  static Family<OptimParams>* f = make_cpu_family<OptimParams>("optim", optim_ref, optim_cpu);
+  static Family<OptimParams>* f = [] {
+    auto* fam = make_cpu_family<OptimParams>("optim", optim_ref, optim_cpu);
+#if TESSEL_HAVE_CUDA
+    register_optim_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 

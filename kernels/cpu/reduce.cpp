@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cuda/register.h"
 #include "kernels/reduce_common.h"
 
 namespace tessel::kernels {
@@ -165,7 +166,13 @@ void reduce_cpu(const ReduceParams& p) {
 }
 
 Family<ReduceParams>& reduce_family() {
-  static Family<ReduceParams>* f = make_cpu_family<ReduceParams>("reduce", reduce_ref, reduce_cpu);
+  static Family<ReduceParams>* f = [] {
+    auto* fam = make_cpu_family<ReduceParams>("reduce", reduce_ref, reduce_cpu);
+#if TESSEL_HAVE_CUDA
+    register_reduce_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cuda/register.h"
 #include "kernels/vec_exp.h"
 
 namespace tessel::kernels {
@@ -193,7 +194,13 @@ void softmax_cpu(const SoftmaxParams& p) {
 }
 
 Family<SoftmaxParams>& softmax_family() {
-  static Family<SoftmaxParams>* f = make_cpu_family<SoftmaxParams>("softmax", softmax_ref, softmax_cpu);
+  static Family<SoftmaxParams>* f = [] {
+    auto* fam = make_cpu_family<SoftmaxParams>("softmax", softmax_ref, softmax_cpu);
+#if TESSEL_HAVE_CUDA
+    register_softmax_cuda(*fam);
+#endif
+    return fam;
+  }();
   return *f;
 }
 
