@@ -289,6 +289,21 @@ Tensor arange(double start, double end, double step, TensorOptions opts) {
 }
 Tensor arange(int64_t end, TensorOptions opts) { return arange(0.0, static_cast<double>(end), 1.0, opts); }
 
+namespace {
+// Fills `dst` (on any device) from the CPU tensor `src` of dst's shape: converted on the CPU,
+// then moved as one block.
+void fill_from_host(const Tensor& dst, const Tensor& src) {
+  if (dst.device().is_cpu()) return copy_into(dst, src);
+  Tensor packed = empty(dst.sizes(), {.dtype = dst.dtype()});
+  copy_into(packed, src);
+  if (dst.numel() > 0)
+    hooks_of(dst.device().type)
+        .copy(dst.data(), dst.device(), packed.data(), Device::cpu(),
+              static_cast<size_t>(dst.numel()) * dst.element_size());
+  dst.bump_version();
+}
+}  // namespace
+
 Tensor from_vector(const std::vector<double>& values, const Shape& sizes, TensorOptions opts) {
   Shape sz = sizes.empty() ? Shape{static_cast<int64_t>(values.size())} : sizes;
   check(shape_numel(sz) == static_cast<int64_t>(values.size()), "from_vector", "got ", values.size(),
@@ -297,7 +312,7 @@ Tensor from_vector(const std::vector<double>& values, const Shape& sizes, Tensor
   bool rg = opts.requires_grad;
   opts.requires_grad = false;
   Tensor t = empty(sz, opts);
-  copy_into(t, src);
+  fill_from_host(t, src);
   if (rg) t.requires_grad_();
   return t;
 }
@@ -308,7 +323,7 @@ Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& sizes, T
         " values for shape ", sz);
   Tensor src = from_blob(const_cast<int64_t*>(values.data()), sz, DType::i64);
   Tensor t = empty(sz, opts);
-  copy_into(t, src);
+  fill_from_host(t, src);
   return t;
 }
 

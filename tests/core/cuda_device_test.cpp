@@ -265,6 +265,12 @@ TEST_SUITE("core") {
     CHECK(s.find("[[10, -2, 3],") != std::string::npos);
     CHECK(s.find("device=cuda:0") != std::string::npos);
     CHECK(scalar_tensor(2.5, {.device = Device::cuda()}).item() == 2.5);
+    // The factories that take host values build them on the CPU and move them.
+    CHECK(bitwise_equal(from_vector({1, 2.5, -3}, {3}, {.dtype = DType::bf16, .device = Device::cuda()}),
+                        from_vector({1, 2.5, -3}, {3}, {.dtype = DType::bf16})));
+    CHECK(bitwise_equal(arange(7, {.dtype = DType::i32, .device = Device::cuda()}), arange(7, {.dtype = DType::i32})));
+    CHECK(from_vector_i64({4, 5}, {}, {.dtype = DType::i64, .device = Device::cuda()}).to_vector<int64_t>() ==
+          std::vector<int64_t>{4, 5});
   }
 
   TEST_CASE("cuda: bad device index and mixed devices fail with clear messages") {
