@@ -70,6 +70,16 @@ TEST_SUITE("core") {
       CHECK_THROWS_WITH_AS(cuda_set_memory_limit(1 << 20), doctest::Contains("built without CUDA"), Error);
     } else {
       CHECK_THROWS_WITH_AS(cuda_memory_stats(0), doctest::Contains("this machine has 0 CUDA devices"), Error);
+      CHECK_THROWS_WITH_AS(cuda_synchronize(), doctest::Contains("no CUDA device"), Error);
+      CHECK_NOTHROW(cuda_empty_cache());
+      CHECK_NOTHROW(cuda_set_memory_limit(1 << 20));  // applies to the devices there are: none
+      cuda_set_memory_limit(0);
+#if TESSEL_HAVE_CUDA
+      // The runtime's own failures become tessel::Error too, naming the call.
+      CHECK_THROWS_AS(cuda::Stream(), Error);
+      CHECK_THROWS_WITH_AS(cuda::Stream(0), doctest::Contains("Stream: no CUDA device 0"), Error);
+      CHECK_THROWS_WITH_AS(cuda::Event(), doctest::Contains("cudaEventCreateWithFlags"), Error);
+#endif
     }
   }
 
