@@ -19,18 +19,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/host_device.h"
 #include "core/tensor.h"
 
 namespace tessel {
 
-// TESSEL_HOST_DEVICE marks the functions below for both compilers: under nvcc they are
-// __host__ __device__, so kernels/cuda/random.cu calls exactly this code.
-#if defined(__CUDACC__)
-#define TESSEL_HOST_DEVICE __host__ __device__
-#else
-#define TESSEL_HOST_DEVICE
-#endif
-#define TESSEL_HD TESSEL_HOST_DEVICE
+// TESSEL_HOST_DEVICE (core/host_device.h) marks the functions below for both compilers: under
+// nvcc they are __host__ __device__, so core/cuda/random.cu calls exactly this code.
 
 TESSEL_HOST_DEVICE inline void philox4x32_10(uint64_t counter, uint64_t key, uint32_t out[4]) {
   uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
@@ -137,6 +132,7 @@ TESSEL_HOST_DEVICE inline void sincos_turns24(uint32_t k, float* c, float* s) {
 }
 
 }  // namespace rng_math
+
 // The i-th element of a draw: standard normal, by Box-Muller on a pair of words.
 TESSEL_HOST_DEVICE inline float philox_normal(uint64_t seed, uint64_t offset, int64_t i) {
   uint32_t w[4];
