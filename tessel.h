@@ -15,6 +15,7 @@
 #include "autograd/ops/softmax.h"
 #include "autograd/ops/view.h"
 #include "core/allocator.h"
+#include "core/caching_allocator.h"
 #include "core/config.h"
 #include "core/cpu_features.h"
 #include "core/cuda.h"

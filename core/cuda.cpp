@@ -14,6 +14,11 @@ std::string cuda_device_name(int index) {
   fail("cuda", "no CUDA device ", index, ": tessel was built without CUDA (configure with -DTESSEL_CUDA=ON)");
 }
 void cuda_synchronize() { fail("cuda", "tessel was built without CUDA (configure with -DTESSEL_CUDA=ON)"); }
+CudaMemoryStats cuda_memory_stats(int) { return {}; }
+void cuda_empty_cache() {}
+void cuda_set_memory_limit(int64_t) {
+  fail("cuda_set_memory_limit", "tessel was built without CUDA (configure with -DTESSEL_CUDA=ON)");
+}
 
 }  // namespace tessel
 #endif

@@ -4,6 +4,9 @@
 #include <cstdint>
 
 #include "core/parallel.h"
+#if TESSEL_HAVE_CUDA
+#include "core/cuda/random.h"
+#endif
 
 namespace tessel {
 
@@ -16,12 +19,29 @@ void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
 
 namespace {
 
-// Fills a fresh CPU tensor with value(i) for each element i, in parallel.
+// A CPU tensor's copy on `device` (contiguous, same dtype).
+Tensor move_to(const Tensor& t, Device device, const char* op) {
+  const DeviceAllocatorHooks* h = device_hooks(device.type);
+  check(h->copy != nullptr, op, "device ", device.str(), " is not available: tessel was built without CUDA");
+  Tensor out = empty(t.sizes(), {.dtype = t.dtype(), .device = device});
+  if (t.numel() > 0)
+    h->copy(out.data(), device, t.data(), t.device(), static_cast<size_t>(t.numel()) * t.element_size());
+  return out;
+}
+
+// Fills a fresh tensor with value(i) for each element i, in parallel. On another device the
+// values are made on the CPU and copied (randint, bernoulli: rand and randn have device kernels).
 template <class F>
 Tensor fill_indexed(const Shape& sizes, TensorOptions opts, const char* op, F value) {
-  check(opts.device.is_cpu(), op, "random factories run on the CPU here; move the result with to()");
   bool rg = opts.requires_grad;
   opts.requires_grad = false;
+  if (!opts.device.is_cpu()) {
+    Device device = opts.device;
+    opts.device = Device::cpu();
+    Tensor t = move_to(fill_indexed(sizes, opts, op, value), device, op);
+    if (rg) t.requires_grad_();
+    return t;
+  }
   Tensor t = empty(sizes, opts);
   visit_dtype(opts.dtype, [&](auto tag) {
     using T = decltype(tag);
@@ -42,19 +62,20 @@ Tensor rand(const Shape& sizes, TensorOptions opts, Generator* gen) {
   uint64_t seed = g.seed, off = g.advance(shape_numel(sizes));
   // Keep only as many random bits as the dtype's significand holds, so that rounding to the
   // dtype can never produce 1.0: 24 for f32 and f64, 11 for f16, 8 for bf16.
-  int bits = opts.dtype == DType::bf16 ? 8 : opts.dtype == DType::f16 ? 11 : 24;
-  float scale = std::ldexp(1.0f, -bits);
-  return fill_indexed(sizes, opts, "rand", [&](int64_t i) {
-    uint32_t w[4];
-    philox4x32_10(off + static_cast<uint64_t>(i) / 4, seed, w);
-    return static_cast<float>(w[i % 4] >> (32 - bits)) * scale;
-  });
+  int bits = rand_bits(opts.dtype);
+#if TESSEL_HAVE_CUDA
+  if (opts.device.is_cuda()) return cuda::random_tensor(sizes, opts, cuda::RandomKind::uniform, seed, off, bits);
+#endif
+  return fill_indexed(sizes, opts, "rand", [&](int64_t i) { return philox_uniform_bits(seed, off, i, bits); });
 }
 
 Tensor randn(const Shape& sizes, TensorOptions opts, Generator* gen) {
   check(is_floating(opts.dtype), "randn", "expected a floating dtype, got ", dtype_name(opts.dtype));
   Generator& g = gen ? *gen : default_generator();
   uint64_t seed = g.seed, off = g.advance(shape_numel(sizes));
+#if TESSEL_HAVE_CUDA
+  if (opts.device.is_cuda()) return cuda::random_tensor(sizes, opts, cuda::RandomKind::normal, seed, off, 0);
+#endif
   return fill_indexed(sizes, opts, "randn", [&](int64_t i) { return philox_normal(seed, off, i); });
 }
 

@@ -10,6 +10,9 @@
 
 #include "core/allocator.h"
 #include "core/parallel.h"
+#if TESSEL_HAVE_CUDA
+#include "core/cuda/hooks.h"
+#endif
 
 namespace tessel {
 
@@ -17,13 +20,25 @@ namespace tessel {
 
 namespace {
 DeviceAllocatorHooks g_device_hooks[2];
+
+// The backends built into this library register on first use (an explicit call: a static
+// initializer in core/cuda/ would be dropped by the linker with the object file holding it).
+DeviceAllocatorHooks& hooks_of(DeviceType type) {
+#if TESSEL_HAVE_CUDA
+  static std::once_flag once;
+  std::call_once(once, [] { cuda::register_cuda_hooks(); });
+#endif
+  return g_device_hooks[static_cast<int>(type)];
 }
+
+const char* kNoBackend = ": tessel was built without CUDA (configure with -DTESSEL_CUDA=ON)";
+}  // namespace
 
 void register_device_allocator(DeviceType type, DeviceAllocatorHooks hooks) {
   g_device_hooks[static_cast<int>(type)] = hooks;
 }
 
-const DeviceAllocatorHooks* device_hooks(DeviceType type) { return &g_device_hooks[static_cast<int>(type)]; }
+const DeviceAllocatorHooks* device_hooks(DeviceType type) { return &hooks_of(type); }
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   auto s = std::make_shared<Storage>();
@@ -32,10 +47,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   if (device.is_cpu()) {
     s->data = cpu_allocator::allocate(nbytes);
   } else {
-    auto& hooks = g_device_hooks[static_cast<int>(device.type)];
-    if (!hooks.allocate)
-      fail("tensor", "device ", device.str(),
-           " is not available: tessel was built without CUDA (configure with -DTESSEL_CUDA=ON)");
+    auto& hooks = hooks_of(device.type);
+    if (!hooks.allocate) fail("tensor", "device ", device.str(), " is not available", kNoBackend);
     s->data = hooks.allocate(nbytes, device.index);
   }
   return s;
@@ -46,7 +59,7 @@ Storage::~Storage() {
     deleter(data);
   } else if (device.is_cpu()) {
     cpu_allocator::deallocate(data, nbytes);
-  } else if (auto& hooks = g_device_hooks[static_cast<int>(device.type)]; hooks.deallocate) {
+  } else if (auto& hooks = hooks_of(device.type); hooks.deallocate) {
     hooks.deallocate(data, nbytes, device.index);
   }
 }
@@ -162,7 +175,6 @@ namespace {
 int64_t element_offset(const Tensor& t, const std::vector<int64_t>& index, const char* op) {
   check(static_cast<int64_t>(index.size()) == t.dim(), op, "index has ", index.size(),
         " entries for a tensor of shape ", t.sizes());
-  check(t.device().is_cpu(), op, "element access needs a CPU tensor, got ", t.device().str());
   int64_t off = 0;
   for (size_t d = 0; d < index.size(); ++d) {
     int64_t i = index[d], n = t.sizes()[d];
@@ -179,19 +191,28 @@ double load_as_double(const void* p) {
 }
 }  // namespace
 
+// Element access on a device tensor copies the one element through the host (slow, and a
+// synchronization point: for tests and small programs, as the header says).
 double Tensor::at(const std::vector<int64_t>& index) const {
   int64_t off = element_offset(*this, index, "at");
   const char* p = static_cast<const char*>(data()) + off * static_cast<int64_t>(element_size());
+  alignas(8) char host[8];
+  if (!device().is_cpu()) {
+    hooks_of(device().type).copy(host, Device::cpu(), p, device(), element_size());
+    p = host;
+  }
   return visit_dtype(dtype(), [&](auto tag) { return load_as_double<decltype(tag)>(p); });
 }
 
 void Tensor::set_at(const std::vector<int64_t>& index, double value) {
   int64_t off = element_offset(*this, index, "set_at");
   char* p = static_cast<char*>(data()) + off * static_cast<int64_t>(element_size());
+  alignas(8) char host[8];
   visit_dtype(dtype(), [&](auto tag) {
     using T = decltype(tag);
-    *reinterpret_cast<T*>(p) = convert_element<T, double>(value);
+    *reinterpret_cast<T*>(device().is_cpu() ? p : host) = convert_element<T, double>(value);
   });
+  if (!device().is_cpu()) hooks_of(device().type).copy(p, device(), host, Device::cpu(), element_size());
   bump_version();
 }
 
@@ -200,11 +221,26 @@ double Tensor::item() const {
   return at(std::vector<int64_t>(static_cast<size_t>(dim()), 0));
 }
 
+namespace {
+// A contiguous CPU copy of a device tensor (core's own move, without autograd).
+Tensor to_host(const Tensor& t) {
+  Tensor packed = t;
+  if (!t.is_contiguous()) {
+    packed = empty(t.sizes(), {.dtype = t.dtype(), .device = t.device()});
+    copy_into(packed, t);
+  }
+  Tensor out = empty(t.sizes(), {.dtype = t.dtype()});
+  if (t.numel() > 0)
+    hooks_of(t.device().type)
+        .copy(out.data(), Device::cpu(), packed.data(), t.device(), static_cast<size_t>(t.numel()) * t.element_size());
+  return out;
+}
+}  // namespace
+
 template <class T>
 std::vector<T> Tensor::to_vector() const {
-  check(device().is_cpu(), "to_vector", "needs a CPU tensor, got ", device().str());
   Tensor out = empty(sizes(), {.dtype = dtype_of<T>()});
-  copy_into(out, *this);
+  copy_into(out, device().is_cpu() ? *this : to_host(*this));
   const T* p = out.data_ptr<T>();
   return std::vector<T>(p, p + numel());
 }
@@ -253,6 +289,21 @@ Tensor arange(double start, double end, double step, TensorOptions opts) {
 }
 Tensor arange(int64_t end, TensorOptions opts) { return arange(0.0, static_cast<double>(end), 1.0, opts); }
 
+namespace {
+// Fills `dst` (on any device) from the CPU tensor `src` of dst's shape: converted on the CPU,
+// then moved as one block.
+void fill_from_host(const Tensor& dst, const Tensor& src) {
+  if (dst.device().is_cpu()) return copy_into(dst, src);
+  Tensor packed = empty(dst.sizes(), {.dtype = dst.dtype()});
+  copy_into(packed, src);
+  if (dst.numel() > 0)
+    hooks_of(dst.device().type)
+        .copy(dst.data(), dst.device(), packed.data(), Device::cpu(),
+              static_cast<size_t>(dst.numel()) * dst.element_size());
+  dst.bump_version();
+}
+}  // namespace
+
 Tensor from_vector(const std::vector<double>& values, const Shape& sizes, TensorOptions opts) {
   Shape sz = sizes.empty() ? Shape{static_cast<int64_t>(values.size())} : sizes;
   check(shape_numel(sz) == static_cast<int64_t>(values.size()), "from_vector", "got ", values.size(),
@@ -261,7 +312,7 @@ Tensor from_vector(const std::vector<double>& values, const Shape& sizes, Tensor
   bool rg = opts.requires_grad;
   opts.requires_grad = false;
   Tensor t = empty(sz, opts);
-  copy_into(t, src);
+  fill_from_host(t, src);
   if (rg) t.requires_grad_();
   return t;
 }
@@ -272,7 +323,7 @@ Tensor from_vector_i64(const std::vector<int64_t>& values, const Shape& sizes, T
         " values for shape ", sz);
   Tensor src = from_blob(const_cast<int64_t*>(values.data()), sz, DType::i64);
   Tensor t = empty(sz, opts);
-  copy_into(t, src);
+  fill_from_host(t, src);
   return t;
 }
 
@@ -412,12 +463,13 @@ void copy_loop(const Buf& d, const Buf& s) {
 void copy_into(const Tensor& dst, const Tensor& src) {
   check(dst.device() == src.device(), "copy_into", "devices differ: dst on ", dst.device().str(), ", src on ",
         src.device().str());
-  check(dst.device().is_cpu(), "copy_into", "CPU tensors only here; device copies go through to()");
+  const DeviceAllocatorHooks* hooks = dst.device().is_cpu() ? nullptr : &hooks_of(dst.device().type);
+  check(!hooks || hooks->strided_copy, "copy_into", "no copy routine on ", dst.device().str(), kNoBackend);
   if (dst.numel() == 0) return;
   check(!has_internal_overlap(dst), "copy_into", "the destination (shape ", dst.sizes(), ", strides ", dst.strides(),
         ") has elements that share memory (e.g. an expanded tensor); writing into it is ambiguous");
   if (may_overlap(dst, src) && !same_elements(dst, src)) {  // copy an overlapping source out first
-    Tensor staged = empty(src.sizes(), {.dtype = src.dtype()});
+    Tensor staged = empty(src.sizes(), {.dtype = src.dtype(), .device = src.device()});
     copy_into(staged, src);
     return copy_into(dst, staged);
   }
@@ -434,14 +486,27 @@ void copy_into(const Tensor& dst, const Tensor& src) {
           " to dst of shape ", dst.sizes());
     s.stride[i] = ss == 1 ? 0 : src.strides()[i - lead];
   }
-  visit_dtype(dst.dtype(), [&](auto dt) {
-    visit_dtype(src.dtype(), [&](auto st) { copy_loop<decltype(dt), decltype(st)>(d, s); });
-  });
+  if (hooks) {
+    hooks->strided_copy(d, s, dst.device().index);
+  } else {
+    visit_dtype(dst.dtype(), [&](auto dt) {
+      visit_dtype(src.dtype(), [&](auto st) { copy_loop<decltype(dt), decltype(st)>(d, s); });
+    });
+  }
   dst.bump_version();
 }
 
 void fill_raw(const Tensor& dst, double value) {
-  check(dst.device().is_cpu(), "fill", "CPU tensors only here");
+  if (!dst.device().is_cpu()) {
+    const DeviceAllocatorHooks& hooks = hooks_of(dst.device().type);
+    check(hooks.fill != nullptr, "fill", "no fill routine on ", dst.device().str(), kNoBackend);
+    if (dst.numel() == 0) return;
+    check(!has_internal_overlap(dst), "fill", "the destination (shape ", dst.sizes(), ", strides ", dst.strides(),
+          ") has elements that share memory (e.g. an expanded tensor); writing into it is ambiguous");
+    hooks.fill(dst.buf(), value, dst.device().index);
+    dst.bump_version();
+    return;
+  }
   if (dst.is_contiguous()) {
     // The common case (zeros() for every gradient buffer): one conversion, then a straight
     // store loop, or memset for zero bits; the general path below converts per element.
@@ -506,11 +571,9 @@ std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream os;
   os << "tensor(";
-  Tensor host = *this;
-  if (!device().is_cpu()) {
-    os << "<on " << device().str() << ">";
-  } else if (dim() == 0) {
-    double v = at({});
+  const Tensor host = device().is_cpu() ? *this : to_host(*this);
+  if (dim() == 0) {
+    double v = host.at({});
     if (dtype() == DType::b8)
       os << (v != 0 ? "true" : "false");
     else if (is_floating(dtype()))
@@ -521,7 +584,7 @@ std::string Tensor::str() const {
     os << "[]";
   } else {
     std::vector<int64_t> idx(static_cast<size_t>(dim()), 0);
-    print_rec(os, *this, idx, 0, 7, is_floating(dtype()), 6);
+    print_rec(os, host, idx, 0, 7, is_floating(dtype()), 6);
   }
   os << ", shape=" << shape_str(sizes()) << ", dtype=" << dtype_name(dtype());
   if (!device().is_cpu()) os << ", device=" << device().str();

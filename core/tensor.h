@@ -44,6 +44,10 @@ struct DeviceAllocatorHooks {
   void (*deallocate)(void* p, size_t nbytes, int index) = nullptr;
   // Copies nbytes between any two devices of which at least one is this type.
   void (*copy)(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes) = nullptr;
+  // Both on one device of this type: dst[i] = convert(src[i]) where src (same ndim as dst) has
+  // already been broadcast to dst's sizes (stride 0 on stretched dims); any dtype pair.
+  void (*strided_copy)(const Buf& dst, const Buf& src, int index) = nullptr;
+  void (*fill)(const Buf& dst, double value, int index) = nullptr;  // every element of dst = value
 };
 const DeviceAllocatorHooks* device_hooks(DeviceType type);  // null members when not built
 void register_device_allocator(DeviceType type, DeviceAllocatorHooks hooks);

@@ -75,6 +75,29 @@ void Module::zero_grad() {
   for (Tensor& p : parameters()) p.set_grad(Tensor());
 }
 
+namespace {
+// Points t's TensorImpl at a packed copy of its values on `device`.
+void move_in_place(const Tensor& t, Device device) {
+  if (t.device() == device) return;  // also a tied parameter met a second time
+  Tensor moved;
+  {
+    NoGradGuard no_grad;
+    moved = to_device(t.detach(), device);
+  }
+  TensorImpl* impl = t.impl();
+  impl->storage = moved.storage();
+  impl->strides = moved.strides();
+  impl->offset = moved.offset();
+  if (impl->grad) move_in_place(Tensor(impl->grad), device);
+}
+}  // namespace
+
+Module& Module::to(Device device) {
+  for (auto& [n, t] : named_parameters()) move_in_place(t, device);
+  for (auto& [n, t] : named_buffers()) move_in_place(t, device);
+  return *this;
+}
+
 StateDict Module::state_dict() const {
   StateDict out;
   for (auto& [n, t] : named_parameters()) out[n] = t;

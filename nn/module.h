@@ -39,6 +39,13 @@ class Module {
   bool is_training() const { return training_; }
   void zero_grad();  // drops every parameter's .grad
 
+  // Moves every parameter and buffer (recursively) to `device`, in place: each Tensor keeps its
+  // identity (the handles the layers and callers hold now point at memory on `device`), its
+  // values, dtype and requires_grad; a gradient present moves along. Views of a parameter taken
+  // before the move keep the old memory. Create optimizers after to(): their state is allocated
+  // on the parameters' device when they are built. Returns *this.
+  Module& to(Device device);
+
   // Parameters and buffers by dotted name. load_state_dict copies values in place (dtype
   // converted); strict: every key must be present in both, with equal shapes.
   StateDict state_dict() const;

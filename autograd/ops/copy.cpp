@@ -9,22 +9,22 @@ namespace tessel {
 namespace {
 Tensor copy_to(const Tensor& x, DType dtype, Device device) {
   Tensor out = empty(x.sizes(), {.dtype = dtype, .device = device});
-  if (x.device() == device && device.is_cpu()) {
+  if (x.device() == device) {  // one device: a strided copy with conversion, on that device
     copy_into(out, x);
-  } else {
-    // Device moves copy a contiguous block in x's dtype, then convert on the destination.
-    const DeviceAllocatorHooks* h = device_hooks(device.is_cpu() ? x.device().type : device.type);
-    check(h && h->copy, "to_device", "no copy routine between ", x.device().str(), " and ", device.str(),
-          ": tessel was built without CUDA");
-    Tensor src = x.device().is_cpu() ? contiguous(x).detach() : x;
-    check(src.is_contiguous(), "to_device", "device-side tensors must be contiguous to move here");
-    Tensor staged = dtype == x.dtype() ? out : empty(x.sizes(), {.dtype = x.dtype(), .device = device});
-    h->copy(staged.data(), device, src.data(), x.device(), static_cast<size_t>(x.numel()) * x.element_size());
-    if (!staged.same(out)) {
-      check(device.is_cpu(), "to_device", "dtype conversion on a device happens after the move; move first");
-      copy_into(out, staged);
-    }
+    return out;
   }
+  // Device moves copy a contiguous block in x's dtype, then convert on the destination.
+  const DeviceAllocatorHooks* h = device_hooks(device.is_cpu() ? x.device().type : device.type);
+  check(h && h->copy, "to_device", "no copy routine between ", x.device().str(), " and ", device.str(),
+        ": tessel was built without CUDA");
+  Tensor src;
+  {
+    NoGradGuard no_grad;  // the packing is part of this copy, not an op of its own
+    src = contiguous(x).detach();
+  }
+  Tensor staged = dtype == x.dtype() ? out : empty(x.sizes(), {.dtype = x.dtype(), .device = device});
+  h->copy(staged.data(), device, src.data(), x.device(), static_cast<size_t>(x.numel()) * x.element_size());
+  if (!staged.same(out)) copy_into(out, staged);
   return out;
 }
 }  // namespace
