@@ -15,6 +15,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/ops/elementwise.h"
+#include "core/cuda.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "optim/checkpoint.h"
@@ -40,8 +41,11 @@ optim::LRSchedule make_schedule(const TrainConfig& c, int64_t total) {
 
 int run(TrainConfig c) {
   check(c.device == "cpu" || c.device == "cuda", "train", "unknown device '", c.device, "'; expected cpu or cuda");
-  check(c.device == "cpu", "train",
-        "--device cuda: this build has no CUDA kernels yet (the CUDA backend is a later issue); use --device cpu");
+  if (c.device == "cuda")
+    check(cuda_available(), "train", "--device cuda: ",
+          cuda_built() ? "no CUDA device is visible to this process"
+                       : "this build has no CUDA backend (configure with -DTESSEL_CUDA=ON, nvcc needed)",
+          "; use --device cpu");
   if (c.batch == 0) c.batch = c.model == "gpt" ? 32 : 128;
   check(c.batch >= 1 && c.accumulate >= 1, "train", "batch and accumulate must be positive");
   manual_seed(c.seed);
@@ -60,8 +64,9 @@ int run(TrainConfig c) {
   }
   const int64_t per_epoch = task->batches_per_epoch();
   std::printf("tessel train: %s\n", task->describe().c_str());
-  std::printf("%lld parameters, %s, batch %lld x %lld, %d threads%s\n", static_cast<long long>(model.num_parameters()),
-              c.optimizer.c_str(), static_cast<long long>(c.batch), static_cast<long long>(c.accumulate),
+  std::printf("%lld parameters, %s, batch %lld x %lld, %s, %d threads%s\n",
+              static_cast<long long>(model.num_parameters()), c.optimizer.c_str(), static_cast<long long>(c.batch),
+              static_cast<long long>(c.accumulate), c.device == "cuda" ? cuda_device_name(0).c_str() : "cpu",
               get_num_threads(), resumed ? (", resumed at step " + std::to_string(state.step)).c_str() : "");
   std::fflush(stdout);
 
@@ -161,7 +166,7 @@ Command train{
       cmd.add_option("--model", c->model, "vit | gpt")->capture_default_str();
       cmd.add_option("--data", c->data, "gpt: the text to learn: a file, or a directory of text files");
       cmd.add_option("--data-dir", c->data_dir, "vit: directory with the Fashion-MNIST IDX .gz files");
-      cmd.add_option("--device", c->device, "cpu (cuda comes with the CUDA backend)")->capture_default_str();
+      cmd.add_option("--device", c->device, "cpu, or cuda (the first GPU; needs a CUDA build)")->capture_default_str();
       cmd.add_option("--minutes", c->minutes, "Wall-clock budget; sets the number of steps")->capture_default_str();
       cmd.add_option("--epochs", c->epochs, "Train this many epochs instead of a time budget");
       cmd.add_option("--steps", c->steps, "Train this many optimizer steps");

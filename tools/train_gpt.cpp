@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "autograd/engine.h"
+#include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/index.h"
 #include "autograd/ops/loss.h"
@@ -21,6 +22,7 @@ namespace {
 class GptTask : public Task {
  public:
   explicit GptTask(const TrainConfig& c) : c_(c) {
+    device_ = c.device == "cuda" ? Device::cuda() : Device::cpu();
     path_ = c.data.empty() ? default_corpus() : c.data;
     Tensor bytes = load_text_bytes(path_);
     const int64_t n = bytes.size(0);
@@ -35,6 +37,7 @@ class GptTask : public Task {
                       .layers = c.depth,
                       .block = {.dim = c.width, .heads = c.heads, .mlp_ratio = c.mlp_ratio, .dropout = c.dropout},
                       .rotary = c.rotary});
+    model_->to(device_);  // before the optimizer is made, so its state lives there too
   }
   nn::Module& model() override { return *model_; }
   int64_t batches_per_epoch() const override { return std::max<int64_t>(train_.size(0) / (c_.batch * c_.context), 1); }
@@ -49,8 +52,8 @@ class GptTask : public Task {
   // Batch i: random windows whose starts come from counter block i of the generator.
   Batch batch(int64_t i) override { return windows(train_, c_.seed * 1000003 + 17, i); }
   Tensor loss(const Batch& b) override {
-    Tensor logits = model_->forward(b.x);  // [B, T, 256]
-    return cross_entropy(logits, b.y);
+    Tensor logits = model_->forward(to_device(b.x, device_));  // [B, T, 256]
+    return cross_entropy(logits, to_device(b.y, device_));
   }
   std::map<std::string, double> evaluate() override {
     double total = 0;
@@ -67,7 +70,8 @@ class GptTask : public Task {
     for (int t = 0; t < 160; ++t) {
       int64_t start = std::max<int64_t>(0, static_cast<int64_t>(ctx.size()) - c_.context);
       std::vector<int64_t> window(ctx.begin() + start, ctx.end());
-      Tensor logits = model_->forward(reshape(from_vector_i64(window), {1, static_cast<int64_t>(window.size())}));
+      Tensor logits = model_->forward(
+          to_device(reshape(from_vector_i64(window), {1, static_cast<int64_t>(window.size())}), device_));
       Tensor last = select(select(logits, 0, 0), 0, -1) * (1.0 / 0.8);
       std::vector<float> p = softmax(last, 0).to_vector<float>();
       double u = rand({1}, {}, &g).item(), acc = 0;

@@ -31,6 +31,11 @@ class Task {
   virtual const char* unit() const = 0;         // "img" or "tok"
   virtual std::string describe() const = 0;     // one line: data, model, sizes
   virtual void after_eval() {}                  // e.g. print a text sample
+
+ protected:
+  // Where the model lives (the loop moves it there); batches are made on the CPU and moved
+  // in loss() and evaluate().
+  Device device_ = Device::cpu();
 };
 
 // The data the tasks read (tools/train_data.cpp, over data/).

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "autograd/engine.h"
+#include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/index.h"
 #include "autograd/ops/loss.h"
@@ -20,6 +21,7 @@ constexpr double kMean = 0.2860, kStd = 0.3530;
 class VitTask : public Task {
  public:
   explicit VitTask(const TrainConfig& c) : c_(c) {
+    device_ = c.device == "cuda" ? Device::cuda() : Device::cpu();
     train_ = load_fashion_mnist_split(c.data_dir, true);
     test_ = load_fashion_mnist_split(c.data_dir, false);
     NoGradGuard ng;
@@ -29,6 +31,7 @@ class VitTask : public Task {
         nn::VitConfig{.patch = c.patch,
                       .layers = c.depth,
                       .block = {.dim = c.width, .heads = c.heads, .mlp_ratio = c.mlp_ratio, .dropout = c.dropout}});
+    model_->to(device_);  // before the optimizer is made, so its state lives there too
   }
   nn::Module& model() override { return *model_; }
   int64_t batches_per_epoch() const override { return train_.labels.size(0) / c_.batch; }
@@ -55,15 +58,16 @@ class VitTask : public Task {
     return {index_select(train_.images, 0, idx), index_select(train_.labels, 0, idx)};
   }
   Tensor loss(const Batch& b) override {
-    return cross_entropy(model_->forward(b.x), b.y, {.label_smoothing = c_.label_smoothing});
+    return cross_entropy(model_->forward(to_device(b.x, device_)), to_device(b.y, device_),
+                         {.label_smoothing = c_.label_smoothing});
   }
   std::map<std::string, double> evaluate() override {
     const int64_t n = test_.labels.size(0), bs = 500;
     double correct = 0, loss = 0;
     for (int64_t s = 0; s < n; s += bs) {
       int64_t m = std::min(bs, n - s);
-      Tensor logits = model_->forward(narrow(test_.images, 0, s, m));
-      Tensor y = narrow(test_.labels, 0, s, m);
+      Tensor logits = model_->forward(to_device(narrow(test_.images, 0, s, m), device_));
+      Tensor y = to_device(narrow(test_.labels, 0, s, m), device_);
       loss += cross_entropy(logits, y, {.reduction = Reduction::sum}).item();
       correct += sum(eq(argmax(logits, 1), y)).item();
     }

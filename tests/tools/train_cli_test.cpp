@@ -113,6 +113,11 @@ TEST_SUITE("tools") {
     CHECK(typo.status != 0);
     CHECK(typo.out.find("widht") != std::string::npos);
     CHECK(typo.out.find("width") != std::string::npos);  // the valid keys are listed
+    if (!tessel::cuda_available()) {
+      Run no_gpu = run_tessel("train --device cuda --steps 1 --out " + dir.file("d"));
+      CHECK(no_gpu.status != 0);
+      CHECK(no_gpu.out.find("--device cuda") != std::string::npos);
+    }
     Run no_text = run_tessel("train --model gpt --data " + dir.file("none.txt") + " --steps 1 --out " + dir.file("c"));
     CHECK(no_text.status != 0);
     CHECK(no_text.out.find(dir.file("none.txt")) != std::string::npos);
