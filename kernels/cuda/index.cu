@@ -152,7 +152,7 @@ void index_cuda(const IndexParams& p) {
       gather_kernel<T><<<grid_for(a.n, threads), threads, 0, launch_stream()>>>(a);
     } else {
       // The lines: S without dim (its size there set to 1, which make_layout drops).
-      int64_t line_size[kMaxDims];
+      int64_t line_size[kMaxDims] = {};
       for (int d = 0; d < nd; ++d) line_size[d] = d == p.dim ? 1 : p.index.size[d];
       const int64_t* st[3] = {p.index.stride, p.dense.stride, shared};
       a.l = make_layout<3>(nd, line_size, st);
