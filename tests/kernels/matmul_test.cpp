@@ -307,6 +307,30 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("matmul: bf16 over every layout, exact with small integers (the vectorized packing paths)") {
+    // Shapes chosen for the packers' cases: full 14-row A / 32-column B panels with K >= 32
+    // (register transposes) and their scalar tails (odd K, K not a multiple of 32), K beyond one
+    // kc block (1100), and skinny M or N. Small integers are exact in bf16 and in an f32 sum, so
+    // any misplaced pair shows as an inequality.
+    ThreadsGuard guard;
+    int n = 0;
+    for (auto [M, N, K] : {std::tuple{14, 32, 64}, std::tuple{29, 65, 67}, std::tuple{45, 97, 1100},
+                           std::tuple{1, 64, 40}, std::tuple{64, 1, 41}, std::tuple{33, 40, 33}})
+      for (int la = 0; la < 3; ++la)
+        for (int lb = 0; lb < 3; ++lb) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          Case cs = make_case(operand({M, K}, DType::bf16, la, true), operand({K, N}, DType::bf16, lb, true),
+                              DType::bf16, n % 4 == 0);
+          cs.exact = true;
+          check_all(cs);
+          cs.c0 = to_dtype(randint(-8, 9, {M, N}), DType::bf16);  // the vectorized beta path
+          cs.alpha = 2.0;
+          cs.beta = -1.0;
+          CHECK(check_all(cs) >= 2);
+        }
+  }
+
   TEST_CASE("matmul: one and two threads give bitwise-equal results") {
     ThreadsGuard guard;
     for (DType t : {DType::f32, DType::bf16}) {
