@@ -174,6 +174,19 @@ struct Avx512F32T {
 
   static void tile(int64_t kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int64_t ldc,
                    float alpha, float beta) {
+    tile_impl<true, true>(kc, a, 1, MR, b, NR, c, ldc, alpha, beta);
+  }
+
+  // The same tile reading A and/or B where they lie: A[i, k] at a + i * sai + k * sak, B row k
+  // at b + k * sbk (16 NV contiguous floats). The driver uses it for the operand that would be
+  // packed but reused too little to repay the copy (a narrow C: A is read by one column tile;
+  // a short C: B by one or two row tiles). Packed (true) instantiations fold the strides into
+  // constants, so the packed kernel is unchanged.
+  static constexpr bool kDirect = true;
+  template <bool PackedA, bool PackedB>
+  static void tile_impl(int64_t kc, const float* __restrict a, int64_t sai, int64_t sak, const float* __restrict b,
+                        int64_t sbk, float* __restrict c, int64_t ldc, float alpha, float beta) {
+    const int64_t ai = PackedA ? 1 : sai, ak = PackedA ? MR : sak, bk = PackedB ? NR : sbk;
     __m512 acc[MR][NV];
 #pragma GCC unroll 14
     for (int i = 0; i < MR; ++i)
@@ -189,17 +202,17 @@ struct Avx512F32T {
       __m512 bv[NV];
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) {
-        bv[v] = _mm512_load_ps(b + 16 * v);
-        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchK * NR + 16 * v), _MM_HINT_T0);
+        bv[v] = PackedB ? _mm512_load_ps(b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchK * bk + 16 * v), _MM_HINT_T0);
       }
 #pragma GCC unroll 14
       for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
+        const __m512 av = _mm512_set1_ps(a[i * ai]);
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
       }
-      a += MR;
-      b += NR;
+      a += ak;
+      b += bk;
     }
     store(acc, c, ldc, alpha, beta);
   }
@@ -363,11 +376,194 @@ struct Avx512Bf16 {
 };
 #pragma GCC diagnostic pop
 
+// ---- Skinny f32 GEMMs: M <= kSkinny (or N <= kSkinny, solved as C^T = B^T A^T).
+// With 1..8 rows, C has too few rows to fill a 6 x 64 tile and there is almost no reuse of B:
+// every B element is used M times. Packing B would then copy the whole operand once to read
+// it once more (perf: a 1 x 1024 x 1024 GEMM ran at 0.4x oneDNN that way). These kernels read
+// A and B where they lie, once, in one of two forms chosen by B's layout:
+//   axpy form (B rows contiguous): C[i, j:j+64] += A[i, k] * B[k, j:j+64], up to 4 rows of C
+//     in 16 registers; streams B row by row.
+//   dot form (B columns contiguous, as in X W^T): C[i, j] = dot(A[i, :], B[:, j]) for 4 rows x
+//     4 columns at a time, 16 k per instruction, reduced across lanes at the end.
+// Threads split the columns; the k order of every element is fixed, so 1 and 2 threads agree.
+constexpr int64_t kSkinny = 16;
+constexpr int64_t kSkinnyDot = 8;
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // _mm512_reduce_add_ps: see transpose16x16
+
+struct Skinny {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t m, n, k, sa0, sa1, sb0, sb1, sc0, sc1;
+  const float* bias;  // null: none
+  int64_t sbias_i, sbias_j;
+  float alpha, beta;
+  Activation act;
+
+  // The finished value of C[i, j] given its accumulated product.
+  float finish(float acc, int64_t i, int64_t j) const {
+    float& c_ij = c[i * sc0 + j * sc1];
+    float v = alpha * acc;
+    if (beta != 0.0f) v += beta * c_ij;
+    if (bias) v += bias[i * sbias_i + j * sbias_j];
+    return apply_activation(v, act);
+  }
+};
+
+inline __mmask16 tail_mask(int64_t rem) {
+  return rem >= 16 ? __mmask16(0xffff) : rem <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << rem) - 1);
+}
+
+// Columns j0..j0+nj-1 (nj <= kAxpyCols) of all m rows in the axpy form; B rows contiguous.
+// B is read 8 rows at a time, each row left to right: 8 sequential streams the hardware
+// prefetcher follows (walking down one narrow column block instead touches a new page per
+// row: measured 0.47x oneDNN at 1 x 1024 x 1024). The m x nj partial sums live in an L1
+// buffer; loading and storing them once per 8 FMAs per row keeps the loop bound by B.
+constexpr int64_t kAxpyCols = 512;
+void skinny_axpy(const Skinny& s, int64_t j0, int64_t nj) {
+  constexpr int KCH = 8;
+  alignas(64) float acc[kSkinny][kAxpyCols];
+  const int64_t nv = ceil_div(nj, 16);
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t v = 0; v < nv; ++v) _mm512_store_ps(acc[i] + 16 * v, _mm512_setzero_ps());
+  const float* b = s.b + j0;
+  for (int64_t k0 = 0; k0 < s.k; k0 += KCH) {
+    const int64_t kn = std::min<int64_t>(KCH, s.k - k0);
+    float av[kSkinny][KCH];  // this chunk's A values (zero past K, matching the zero B rows)
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int kk = 0; kk < KCH; ++kk) av[i][kk] = kk < kn ? s.a[i * s.sa0 + (k0 + kk) * s.sa1] : 0.0f;
+    for (int64_t v = 0; v < nv; ++v) {
+      const __mmask16 mk = tail_mask(nj - 16 * v);
+      __m512 bv[KCH];
+      for (int kk = 0; kk < KCH; ++kk)
+        bv[kk] = kk < kn ? _mm512_maskz_loadu_ps(mk, b + (k0 + kk) * s.sb0 + 16 * v) : _mm512_setzero_ps();
+      for (int64_t i = 0; i < s.m; ++i) {
+        __m512 x = _mm512_load_ps(acc[i] + 16 * v);
+        for (int kk = 0; kk < KCH; ++kk) x = _mm512_fmadd_ps(_mm512_set1_ps(av[i][kk]), bv[kk], x);
+        _mm512_store_ps(acc[i] + 16 * v, x);
+      }
+    }
+  }
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t j = 0; j < nj; ++j) s.c[i * s.sc0 + (j0 + j) * s.sc1] = s.finish(acc[i][j], i, j0 + j);
+}
+
+// Rows i0..i0+R-1, columns j0..j0+nj-1 (nj <= 4) in the dot form; A rows and B columns
+// contiguous along k.
+template <int R>
+void skinny_dot(const Skinny& s, int64_t i0, int64_t j0, int64_t nj) {
+  __m512 acc[R][4];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  const float* a[R];
+  const float* b[4];
+  for (int i = 0; i < R; ++i) a[i] = s.a + (i0 + i) * s.sa0;
+  for (int j = 0; j < 4; ++j) b[j] = s.b + (j0 + std::min<int64_t>(j, nj - 1)) * s.sb1;  // repeat the last
+  for (int64_t k = 0; k < s.k; k += 16) {
+    const __mmask16 mk = tail_mask(s.k - k);
+    __m512 bv[4];
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mk, b[j] + k);
+    for (int i = 0; i < R; ++i) {
+      const __m512 av = _mm512_maskz_loadu_ps(mk, a[i] + k);
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int64_t j = 0; j < nj; ++j)
+      s.c[(i0 + i) * s.sc0 + (j0 + j) * s.sc1] = s.finish(_mm512_reduce_add_ps(acc[i][j]), i0 + i, j0 + j);
+}
+
+// All rows of C for the column blocks [b0, b1) of width `width` (64 or 32 in the axpy form,
+// 4 in the dot form).
+void skinny_columns(const Skinny& s, bool axpy, int64_t width, int64_t b0, int64_t b1) {
+  for (int64_t blk = b0; blk < b1; ++blk) {
+    const int64_t j0 = blk * width, nj = std::min(width, s.n - j0);
+    if (axpy) {
+      skinny_axpy(s, j0, nj);
+      continue;
+    }
+    if (s.m > 4) {  // the dot form holds 4 rows: two passes
+      skinny_dot<4>(s, 0, j0, nj);
+      Skinny rest = s;
+      rest.a += 4 * s.sa0;
+      rest.c += 4 * s.sc0;
+      if (rest.bias) rest.bias += 4 * s.sbias_i;
+      rest.m -= 4;
+      skinny_columns(rest, false, width, blk, blk + 1);
+      continue;
+    }
+    switch (s.m) {
+      case 1: skinny_dot<1>(s, 0, j0, nj); break;
+      case 2: skinny_dot<2>(s, 0, j0, nj); break;
+      case 3: skinny_dot<3>(s, 0, j0, nj); break;
+      default: skinny_dot<4>(s, 0, j0, nj); break;
+    }
+  }
+}
+
+#pragma GCC diagnostic pop
+
+// Runs p through the skinny kernels if it is a single f32 GEMM with M or N <= kSkinny and a B
+// layout they read directly; false: use the packed driver.
+bool try_skinny(const MatmulParams& p) {
+  const int nb = p.c.ndim - 2;
+  for (int d = 0; d < nb; ++d)
+    if (p.c.size[d] != 1) return false;  // batches go through the driver's batch split
+  Skinny s;
+  s.m = p.c.size[nb];
+  s.n = p.c.size[nb + 1];
+  s.k = p.a.size[nb + 1];
+  if (s.k == 0 || std::min(s.m, s.n) > kSkinny) return false;
+  s.a = p.a.ptr<float>();
+  s.b = p.b.ptr<float>();
+  s.c = p.c.ptr<float>();
+  s.sa0 = p.a.stride[nb], s.sa1 = p.a.stride[nb + 1];
+  s.sb0 = p.b.stride[nb], s.sb1 = p.b.stride[nb + 1];
+  s.sc0 = p.c.stride[nb], s.sc1 = p.c.stride[nb + 1];
+  s.bias = p.bias.data ? p.bias.ptr<float>() : nullptr;
+  s.sbias_i = 0;
+  s.sbias_j = p.bias.data ? p.bias.stride[0] : 0;
+  s.alpha = static_cast<float>(p.alpha);
+  s.beta = static_cast<float>(p.beta);
+  s.act = p.act;
+  if (s.n < s.m) {  // few columns: C^T = B^T A^T has few rows
+    std::swap(s.a, s.b);
+    std::swap(s.m, s.n);
+    const int64_t a0 = s.sa0, a1 = s.sa1;
+    s.sa0 = s.sb1, s.sa1 = s.sb0, s.sb0 = a1, s.sb1 = a0;
+    std::swap(s.sc0, s.sc1);
+    std::swap(s.sbias_i, s.sbias_j);
+  }
+  const bool axpy = s.sb1 == 1;
+  if (!axpy && (s.sb0 != 1 || s.m > kSkinnyDot)) return false;  // B strided both ways, or too many dot passes
+  if (!axpy && s.sa1 != 1) {  // the dot form wants A's rows contiguous: copy them (m <= 8 rows)
+    float* rows = thread_scratch<float>(2, s.m * s.k);
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t k = 0; k < s.k; ++k) rows[i * s.k + k] = s.a[i * s.sa0 + k * s.sa1];
+    s.a = rows;
+    s.sa0 = s.k;
+    s.sa1 = 1;
+  }
+  const int64_t width = axpy ? kAxpyCols : 4, blocks = ceil_div(s.n, width);
+  // at least ~256 KFLOP per thread chunk, or waking the second thread costs more than it saves
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 17) / std::max<int64_t>(1, s.m * s.k * width));
+  parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) { skinny_columns(s, axpy, width, b0, b1); });
+  return true;
+}
+
 }  // namespace
 
 void matmul_avx512(const MatmulParams& p) {
   if (p.c.dtype == DType::bf16)
     gemm_driver<Avx512Bf16, bf16>(p);
+  else if (try_skinny(p))
+    return;
+  else if (const int64_t n = p.c.size[p.c.ndim - 1]; n <= 16)
+    gemm_driver<Avx512F32T<12, 1>, float>(p);
+  else if (n <= 32)
+    gemm_driver<Avx512F32T<8, 2>, float>(p);
   else
     gemm_driver<Avx512F32T<6, 4>, float>(p);
 }

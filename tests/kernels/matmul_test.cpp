@@ -307,6 +307,41 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("matmul: skinny and narrow shapes (M or N in 1..64), every layout, batched, epilogue") {
+    // cpu_avx512 sends M or N <= 16 to the unpacked skinny kernels (axpy and dot forms, C^T
+    // when N is the small one), N <= 16 / 32 to narrower tiles, and reads A (narrow C) or B
+    // (short C, e.g. batched) in place instead of packing it. Batched cases (batch 2) skip the
+    // skinny kernels and exercise the in-place reads of the packed driver.
+    ThreadsGuard guard;
+    int n = 0;
+    for (int64_t M : {1, 2, 5, 9, 16, 17, 24, 64})
+      for (int64_t N : {1, 3, 16, 17, 32, 33, 48, 64})
+        for (int64_t K : {1, 31, 300}) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          const Shape sa = n % 4 == 0 ? Shape{2, M, K} : Shape{M, K}, sb = n % 4 == 0 ? Shape{2, K, N} : Shape{K, N};
+          Case cs = make_case(operand(sa, DType::f32, n % 3, false), operand(sb, DType::f32, (n / 3) % 3, false),
+                              DType::f32, n % 7 == 0);
+          if (n % 5 == 0) cs.bias = randn({N});
+          if (n % 6 == 0) cs.act = kernels::Activation::gelu_tanh;
+          if (n % 8 == 0) {
+            cs.c0 = randn(cs.c0.sizes());
+            cs.beta = 0.5;
+          }
+          CHECK(check_all(cs) >= 2);
+        }
+    // short batched C with row-major B: B's full panels are read in place
+    for (int64_t M : {1, 5, 12, 17})
+      for (int64_t N : {16, 32, 64, 130}) {
+        ++n;
+        set_num_threads(1 + n % 2);
+        Case cs = make_case(operand({3, M, 300}, DType::f32, n % 3, false), operand({3, 300, N}, DType::f32, 0, false),
+                            DType::f32);
+        if (n % 2) cs.bias = randn({N});
+        CHECK(check_all(cs) >= 2);
+      }
+  }
+
   TEST_CASE("matmul: bf16 over every layout, exact with small integers (the vectorized packing paths)") {
     // Shapes chosen for the packers' cases: full 14-row A / 32-column B panels with K >= 32
     // (register transposes) and their scalar tails (odd K, K not a multiple of 32), K beyond one
