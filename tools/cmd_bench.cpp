@@ -58,6 +58,7 @@ struct Options {
   std::vector<std::string> variants;  // which tessel versions (empty: all)
   std::vector<std::string> families;  // ops: which families (empty: all)
   std::vector<std::string> names;     // peers: which workloads (empty: all)
+  std::string gemm_set = "default";   // gemm: which shapes (default, transformer, skinny)
 };
 
 Protocol protocol(const Options& o) {
@@ -224,8 +225,28 @@ std::string gemm_shape(const GemmCase& g) {
          (g.tb ? "t" : "n");
 }
 
-std::vector<GemmCase> gemm_cases(bool quick, int threads) {
+std::vector<GemmCase> gemm_cases(bool quick, int threads, const std::string& set) {
   if (quick) return {{64, 64, 64, false, false, threads}, {33, 17, 65, true, false, threads}};
+  if (set == "transformer") {  // a layer y = x W, x: [4096, k], W: [k, n], and its backward
+    std::vector<GemmCase> cases;
+    for (int64_t k : {256, 512, 1024})
+      for (int64_t n : {256, 512, 1024}) {
+        cases.push_back({4096, n, k, false, false, threads});  // forward  x W
+        cases.push_back({4096, k, n, false, true, threads});   // dx = dy W^T
+        cases.push_back({k, n, 4096, true, false, threads});   // dW = x^T dy
+      }
+    return cases;
+  }
+  if (set == "skinny") {  // M or N in 1..64: a batch of one, a few heads, a narrow output layer
+    std::vector<GemmCase> cases;
+    for (int64_t s : {1, 8, 32, 64}) {
+      cases.push_back({s, 1024, 1024, false, false, threads});
+      cases.push_back({s, 1024, 1024, false, true, threads});
+      cases.push_back({1024, s, 1024, false, false, threads});
+      cases.push_back({1024, s, 1024, true, false, threads});
+    }
+    return cases;
+  }
   std::vector<GemmCase> cases = {
       {256, 256, 256, false, false, threads},
       {512, 512, 512, false, false, threads},
@@ -398,9 +419,10 @@ std::vector<CaseResult> gemm_openblas_skylakex(const Options& opt) {
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return out;
   exe[n] = '\0';
-  std::vector<std::string> argv = {
-      exe,         "--threads", std::to_string(get_num_threads()), "bench", "gemm", "--json", "--peer", "openblas",
-      "--variant", best};
+  std::vector<std::string> argv = {exe,      "--threads", std::to_string(get_num_threads()),
+                                   "bench",  "gemm",      "--json",
+                                   "--peer", "openblas",  "--variant",
+                                   best,     "--set",     opt.gemm_set};
   if (opt.quick) argv.push_back("--quick");
   if (opt.samples > 0) argv.insert(argv.end(), {"--samples", std::to_string(opt.samples)});
   if (opt.min_sample_ms > 0) argv.insert(argv.end(), {"--min-sample-ms", std::to_string(opt.min_sample_ms)});
@@ -446,7 +468,7 @@ int bench_gemm(const Options& opt) {
   if (!opt.json) print_header("gemm", opt, peak);
 
   std::vector<CaseResult> cases;
-  for (const GemmCase& g : gemm_cases(opt.quick, get_num_threads())) {
+  for (const GemmCase& g : gemm_cases(opt.quick, get_num_threads(), opt.gemm_set)) {
     CaseResult r = run_gemm_case(g, opt, peers);
     if (peers.empty()) r.peer_note = missing.empty() ? "no peer selected" : missing;
     if (opt.json)
@@ -812,6 +834,10 @@ Command bench{
       gemm->add_option("--peer", opt->peers, "Only these peers: onednn, openblas (repeatable)")
           ->check(CLI::IsMember({"onednn", "openblas"}));
       gemm->add_option("--variant", opt->variants, "Only these tessel versions (repeatable)");
+      gemm->add_option("--set", opt->gemm_set,
+                       "Shapes: default (squares and a few layer shapes), transformer (M = 4096, K, N in "
+                       "256..1024, NN/NT/TN), skinny (M or N in 1..64)")
+          ->check(CLI::IsMember({"default", "transformer", "skinny"}));
       CLI::App* ops = cmd.add_subcommand("ops", "Memory-bound families, forward and backward, in GB/s");
       add_common(ops, *opt);
       ops->add_option("--family", opt->families, "Only these families: elementwise, reduce, softmax, norm, loss")
