@@ -59,12 +59,18 @@ struct Options {
   std::vector<std::string> families;  // ops: which families (empty: all)
   std::vector<std::string> names;     // peers: which workloads (empty: all)
   std::string gemm_set = "default";   // gemm: which shapes (default, transformer, skinny)
+  bool cpu_clock = false;             // time by process CPU time (one thread only)
 };
 
 Protocol protocol(const Options& o) {
   Protocol p = o.quick ? Protocol::quick() : Protocol{};
   if (o.samples > 0) p.samples = o.samples;
   if (o.min_sample_ms > 0) p.min_sample_ms = o.min_sample_ms;
+  if (o.cpu_clock) {
+    check(get_num_threads() == 1, "tessel bench",
+          "--cpu-clock measures one thread's running time; run it with --threads 1 (got ", get_num_threads(), ")");
+    p.cpu_clock = true;
+  }
   return p;
 }
 
@@ -204,8 +210,9 @@ void print_cases(const std::vector<CaseResult>& cases, const bench::Peak* peak) 
 
 void print_header(const char* what, const Options& o, const bench::Peak* peak) {
   const Protocol p = protocol(o);
-  std::printf("tessel bench %s — %s, %d threads; median of %d samples of >= %.0f ms, interleaved\n", what,
-              cpu_features().model.c_str(), get_num_threads(), p.samples, p.min_sample_ms);
+  std::printf("tessel bench %s — %s, %d threads; median of %d samples of >= %.0f ms%s, interleaved\n", what,
+              cpu_features().model.c_str(), get_num_threads(), p.samples, p.min_sample_ms,
+              p.cpu_clock ? " of CPU time" : "");
   if (peak)
     std::printf("%s\n\n", bench::describe(*peak).c_str());
   else
@@ -424,6 +431,7 @@ std::vector<CaseResult> gemm_openblas_skylakex(const Options& opt) {
                                    "--peer", "openblas",  "--variant",
                                    best,     "--set",     opt.gemm_set};
   if (opt.quick) argv.push_back("--quick");
+  if (opt.cpu_clock) argv.push_back("--cpu-clock");
   if (opt.samples > 0) argv.insert(argv.end(), {"--samples", std::to_string(opt.samples)});
   if (opt.min_sample_ms > 0) argv.insert(argv.end(), {"--min-sample-ms", std::to_string(opt.min_sample_ms)});
   const std::string env = "OPENBLAS_CORETYPE=SkylakeX";
@@ -757,6 +765,8 @@ std::unique_ptr<PeerProcess> start_pytorch(std::string& why) {
 }
 
 int bench_peers(const Options& opt) {
+  // PyTorch runs in a child process whose samples are wall-clock times.
+  check(!opt.cpu_clock, "tessel bench peers", "--cpu-clock is for gemm and ops (the peer is another process)");
   const bench::Peak* peak = peak_for(opt);
   std::string why;
   std::unique_ptr<PeerProcess> torch = start_pytorch(why);
@@ -819,6 +829,9 @@ void add_common(CLI::App* c, Options& o) {
   c->add_option("--samples", o.samples, "Samples per contender (default 10)")->check(CLI::PositiveNumber);
   c->add_option("--min-sample-ms", o.min_sample_ms, "Least length of one sample in ms (default 20)")
       ->check(CLI::PositiveNumber);
+  c->add_flag("--cpu-clock", o.cpu_clock,
+              "Time by this process's CPU time, not the wall clock: one thread only; on a shared machine the "
+              "time other processes held the core is left out (%peak still uses the wall-clock probe)");
 }
 
 Command bench{
