@@ -27,6 +27,7 @@ Family<MatmulParams>& matmul_family() {
     fam->add("cpu_packed", DeviceType::cpu, 10, matmul_cpu);
     fam->add("cpu_avx2", DeviceType::cpu, 20, matmul_avx2, matmul_avx2_accepts);
     fam->add("cpu_avx512", DeviceType::cpu, 30, matmul_avx512, matmul_avx512_accepts);
+    fam->add("cpu_amx", DeviceType::cpu, 40, matmul_amx, matmul_amx_accepts);
     return fam;
   }();
   return *f;

@@ -74,7 +74,9 @@ void matmul_blocked(const MatmulParams& p);  // "cpu_blocked"
 void matmul_cpu(const MatmulParams& p);      // "cpu_packed"
 void matmul_avx2(const MatmulParams& p);     // "cpu_avx2": f32 on AVX2 + FMA CPUs
 void matmul_avx512(const MatmulParams& p);   // "cpu_avx512": f32 on AVX-512, bf16 with AVX512_BF16
+void matmul_amx(const MatmulParams& p);      // "cpu_amx": bf16 through AMX tiles where the CPU and OS allow
 bool matmul_avx2_accepts(const MatmulParams& p);
+bool matmul_amx_accepts(const MatmulParams& p);
 bool matmul_avx512_accepts(const MatmulParams& p);
 
 }  // namespace tessel::kernels

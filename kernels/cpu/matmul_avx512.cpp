@@ -25,6 +25,8 @@
 //
 // Cost: 2 M N K flops; packing copies K N once per task and M K once per (task, nc block).
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -38,7 +40,7 @@
 #include "kernels/matmul.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,avx512bf16,amx-tile,amx-bf16")
 
 #include "kernels/cpu/matmul_driver.inc"
 
@@ -376,6 +378,130 @@ struct Avx512Bf16 {
 };
 #pragma GCC diagnostic pop
 
+// ---- "cpu_amx": bf16 through AMX tile instructions (Sapphire Rapids and later).
+// tdpbf16ps multiplies a 16 x 32 bf16 tile of A by a 32 x 16 bf16 tile of B (stored as 16 rows
+// of 16 k-pairs, the same pairing as vdpbf16ps) into a 16 x 16 f32 tile of C: 8192 multiply-adds
+// per instruction, against vdpbf16ps's 32. The register tile is 32 x 32 of C = 4 C tiles, fed by
+// 2 A tiles and 2 B tiles per 32 k (8 of the 8 tile registers).
+// Packed layouts (KP = 32 k per group): an A panel is, per group, 32 rows x 32 k, row-major (a
+// tile is 16 such rows, stride 64 bytes); a B panel is, per group and per 16-column half,
+// 16 k-pairs x 16 columns x 2 (one B tile, 1 KiB).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // see transpose16x16
+struct AmxBf16 {
+  using P = bf16;
+  static constexpr int MR = 32, NR = 32, KP = 32;
+  static constexpr int64_t KC = 512, MC = 32 * 8;  // A block 256 x 512 bf16 = 256 KiB of L2
+
+  // The tile shapes, loaded once per thread (tile configuration is per-thread state).
+  static void configure() {
+    thread_local bool done = false;
+    if (done) return;
+    struct alignas(64) Config {
+      uint8_t palette = 1, start_row = 0;
+      uint8_t reserved[14] = {};
+      uint16_t colsb[16] = {};
+      uint8_t rows[16] = {};
+    } cfg;
+    for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    _tile_loadconfig(&cfg);
+    done = true;
+  }
+
+  static bool pack_a_fast(const bf16* a, int64_t sa0, int64_t sa1, int64_t kc, int64_t m, bf16* dst) {
+    if (sa1 != 1) return false;  // the generic loop writes the same layout (KP = 32)
+    for (int64_t g = 0; g * 32 < kc; ++g) {
+      const __mmask32 mk = kc - 32 * g >= 32 ? ~__mmask32(0) : (__mmask32(1) << (kc - 32 * g)) - 1;
+      for (int i = 0; i < MR; ++i) {
+        const __m512i row = i < m ? _mm512_maskz_loadu_epi16(mk, a + i * sa0 + 32 * g) : _mm512_setzero_si512();
+        _mm512_store_si512(dst + (g * MR + i) * 32, row);
+      }
+    }
+    return true;
+  }
+
+  static bool pack_b_fast(const bf16* b, int64_t sb0, int64_t sb1, int64_t kc, int64_t n, bf16* dst) {
+    const int64_t groups = ceil_div(kc, 32);
+    if (sb1 == 1 && n == NR) {  // row-major: interleave rows 2p and 2p + 1, 16 columns at a time
+      const __m512i idx = _mm512_setr_epi32(0x100000, 0x110001, 0x120002, 0x130003, 0x140004, 0x150005, 0x160006,
+                                            0x170007, 0x180008, 0x190009, 0x1a000a, 0x1b000b, 0x1c000c, 0x1d000d,
+                                            0x1e000e, 0x1f000f);  // 16-bit indices 0, 16, 1, 17, ...
+      for (int64_t g = 0; g < groups; ++g)
+        for (int h = 0; h < 2; ++h)
+          for (int q = 0; q < 16; ++q) {
+            const int64_t k = 32 * g + 2 * q;
+            const __m256i r0 = k < kc ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + k * sb0 + 16 * h))
+                                      : _mm256_setzero_si256();
+            const __m256i r1 = k + 1 < kc
+                                   ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + (k + 1) * sb0 + 16 * h))
+                                   : _mm256_setzero_si256();
+            const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
+            _mm512_store_si512(dst + ((g * 2 + h) * 16 + q) * 32, _mm512_permutexvar_epi16(idx, both));
+          }
+      return true;
+    }
+    for (int64_t g = 0; g < groups; ++g)
+      for (int h = 0; h < 2; ++h)
+        for (int q = 0; q < 16; ++q)
+          for (int jj = 0; jj < 16; ++jj)
+            for (int r = 0; r < 2; ++r) {
+              const int64_t k = 32 * g + 2 * q + r, j = 16 * h + jj;
+              dst[((g * 2 + h) * 16 + q) * 32 + 2 * jj + r] = k < kc && j < n ? b[k * sb0 + j * sb1] : bf16();
+            }
+    return true;
+  }
+
+  static void finish_rows(const float* acc, int64_t ldacc, bf16* c, int64_t sc0, int64_t m, int64_t n, float alpha,
+                          float beta) {
+    Avx512Bf16::finish_rows(acc, ldacc, c, sc0, m, n, alpha, beta);
+  }
+
+  // c[32 x 32] = alpha * A_panel @ B_panel + beta * c over `groups` groups of 32 k.
+  static void tile(int64_t groups, const bf16* a, const bf16* b, float* c, int64_t ldc, float alpha, float beta) {
+    configure();
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t g = 0; g < groups; ++g) {
+      const bf16* ag = a + g * MR * 32;
+      const bf16* bg = b + g * NR * 32;
+      _tile_loadd(4, ag, 64);            // A rows 0..15
+      _tile_loadd(5, ag + 16 * 32, 64);  // A rows 16..31
+      _tile_loadd(6, bg, 64);            // B columns 0..15
+      _tile_loadd(7, bg + 16 * 32, 64);  // B columns 16..31
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    alignas(64) float out[32 * 32];
+    _tile_stored(0, out, 128);
+    _tile_stored(1, out + 16, 128);
+    _tile_stored(2, out + 16 * 32, 128);
+    _tile_stored(3, out + 16 * 32 + 16, 128);
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < 32; ++i)
+      for (int v = 0; v < 2; ++v) {
+        float* ci = c + i * ldc + 16 * v;
+        const __m512 x = _mm512_load_ps(out + i * 32 + 16 * v);
+        _mm512_storeu_ps(
+            ci, beta == 0.0f ? _mm512_mul_ps(va, x) : _mm512_fmadd_ps(va, x, _mm512_mul_ps(vb, _mm512_loadu_ps(ci))));
+      }
+  }
+};
+
+#pragma GCC diagnostic pop
+
+// AMX tile data is off until the process asks the kernel for it (Linux 5.16+): once, here.
+bool amx_permitted() {
+  static const bool ok = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
 // ---- Skinny f32 GEMMs: M <= kSkinny (or N <= kSkinny, solved as C^T = B^T A^T).
 // With 1..8 rows, C has too few rows to fill a 6 x 64 tile and there is almost no reuse of B:
 // every B element is used M times. Packing B would then copy the whole operand once to read
@@ -568,6 +694,8 @@ void matmul_avx512(const MatmulParams& p) {
     gemm_driver<Avx512F32T<6, 4>, float>(p);
 }
 
+void matmul_amx(const MatmulParams& p) { gemm_driver<AmxBf16, bf16>(p); }
+
 }  // namespace tessel::kernels
 
 #pragma GCC pop_options
@@ -580,6 +708,12 @@ bool matmul_avx512_accepts(const MatmulParams& p) {
   if (p.c.dtype == DType::f32) return avx512;
   if (p.c.dtype == DType::bf16) return avx512 && f.avx512_bf16;
   return false;
+}
+
+bool matmul_amx_accepts(const MatmulParams& p) {
+  const CpuFeatures& f = cpu_features();
+  return p.c.dtype == DType::bf16 && f.avx512f && f.avx512bw && f.avx512_bf16 && f.amx_tile && f.amx_bf16 &&
+         amx_permitted();
 }
 
 }  // namespace tessel::kernels

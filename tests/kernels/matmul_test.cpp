@@ -417,7 +417,12 @@ TEST_SUITE("kernels") {
                              : fam.accepts("cpu_avx2", params(a, b, c, 1, 0)) ? "cpu_avx2"
                                                                               : "cpu_packed";
     const auto all = versions();
-    CHECK(all.front() == (f.avx512f ? "cpu_avx512" : all.front()));
+    CHECK(all.front() == "cpu_amx");  // the top rung; it takes only bf16, so f32 goes to the next
+    CHECK(!fam.accepts("cpu_amx", params(a, b, c, 1, 0)));
+    if (f.amx_tile && f.amx_bf16) {
+      Tensor ab = randn({8, 8}, {.dtype = DType::bf16}), cb = empty({8, 8}, {.dtype = DType::bf16});
+      CHECK(fam.accepts("cpu_amx", params(ab, ab, cb, 1, 0)));
+    }
     for (const auto& v : all)
       if (fam.accepts(v, params(a, b, c, 1, 0))) {
         CHECK(v == best);
