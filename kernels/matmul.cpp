@@ -1,8 +1,9 @@
 // kernels/matmul.cpp — the matmul family table: every CPU rung of the GEMM ladder by name.
 //
 // Priorities follow the ladder (docs/gemm.md): the op runs the highest-priority version that
-// accepts the arguments, so on an AVX-512 CPU f32 and bf16 go to "cpu_avx512", on an AVX2 one
-// f32 goes to "cpu_avx2", and f64 / f16 (or any other CPU) to the portable "cpu_packed".
+// accepts the arguments, so bf16 goes to "cpu_amx" where the CPU has AMX (and the OS grants it),
+// else to "cpu_avx512"; on an AVX-512 CPU f32 goes to "cpu_avx512", on an AVX2 one to
+// "cpu_avx2", and f64 / f16 (or any other CPU) to the portable "cpu_packed".
 // TESSEL_KERNEL_MATMUL=<name> forces one (falling back to the ladder if it declines).
 #include "kernels/matmul.h"
 

@@ -24,7 +24,8 @@
 // Versions (the ladder, docs/gemm.md): "ref" (the triple loop, accumulating in f64: the
 // oracle), "cpu_blocked" (cache-blocked loops, plain C++), "cpu_packed" (packed panels and a
 // portable vector-extension register tile), "cpu_avx2" (6x16 FMA micro-kernel) and
-// "cpu_avx512" (6x64 FMA micro-kernel; bf16 through vdpbf16ps where the CPU has it). The
+// "cpu_avx512" (6x64 FMA micro-kernel, unpacked kernels for M or N <= 16; bf16 through
+// vdpbf16ps where the CPU has it) and "cpu_amx" (bf16 only, AMX tiles). The
 // ISA-specific versions are compiled for their instruction set whatever the build's -march
 // and decline (accepts() == false) on a CPU that lacks it, so one binary runs everywhere.
 #pragma once

@@ -1,4 +1,5 @@
-// kernels/cpu/matmul_avx512.cpp — "cpu_avx512": packed GEMM with AVX-512 register tiles.
+// kernels/cpu/matmul_avx512.cpp — "cpu_avx512" (packed GEMM with AVX-512 register tiles) and
+// "cpu_amx" (bf16 through AMX tiles).
 //
 //   C[b] = act(alpha * A[b] @ B[b] + beta * C[b] + bias)     (kernels/matmul.h)
 //
@@ -8,8 +9,13 @@
 // both FMA pipes busy behind their 4-cycle latency (2 pipes x 4 cycles = 8 FMAs in flight).
 // The tile is written as a template over rows x vectors; measured here against 14 x 32,
 // 12 x 32, 8 x 48 and 7 x 64 (interleaved with oneDNN on one core), 6 x 64 was fastest by
-// 3-10% at n = 1024..2048: its A panel (6 x 256 floats, 6 KiB) sits in L1 next to the
-// accumulators' write-backs, and the wide B rows stream from L2 with 4 loads per 24 FMAs.
+// 3-10% at n = 1024..2048. A narrow C (N <= 16 or 32) uses a 12 x 16 or 8 x 32 tile instead,
+// so that the lanes are not mostly padding.
+//
+// Around the micro-kernel (each measured, see docs/gemm.md): packing by register transposes
+// (the scalar copies cost ~10% of a 1024^3 GEMM), operands read in place when packing would not
+// be repaid (a narrow C reads A once; a short C reads B once or twice), and M or N <= 16 through
+// separate unpacked "skinny" kernels (axpy and dot forms), since there almost nothing is reused.
 //
 // bf16 (CPUs with AVX512_BF16): a 14 x 32 tile whose instruction is vdpbf16ps,
 // which multiplies PAIRS of bf16 values and adds both products to one f32 lane:
@@ -17,11 +23,13 @@
 // So the packing interleaves pairs of k: B panel element (k, j) sits at (k / 2 * 32 + j) * 2 +
 // k % 2, and an A pair (A[i, k], A[i, k+1]) is broadcast as one 32-bit value. One instruction
 // does 32 multiply-adds (twice an f32 FMA's 16) from half the bytes; accumulation is f32.
+// cpu_amx (CPUs with AMX-BF16 whose OS grants the tile state) does the same pairs with tile
+// instructions: one tdpbf16ps is a 16 x 16 x 32 product, 256 times one vdpbf16ps.
 //
 // The ISA is picked at run time: this file is compiled with `#pragma GCC target` whatever the
 // build's -march, and accepts() declines unless cpu_features() reports the instructions.
 // Blocking (KC, MC, and the driver's 1 MiB B slice) is sized for a 48 KiB L1d / 2 MiB L2 core:
-// the kc x nc slice of B (1 MiB) and a 336 x 256 A block (336 KiB) share L2.
+// the kc x nc slice of B (1 MiB) and a 336 x 512 A block (672 KiB) share L2.
 //
 // Cost: 2 M N K flops; packing copies K N once per task and M K once per (task, nc block).
 #include <immintrin.h>
@@ -506,7 +514,7 @@ bool amx_permitted() {
 }
 
 // ---- Skinny f32 GEMMs: M <= kSkinny (or N <= kSkinny, solved as C^T = B^T A^T).
-// With 1..8 rows, C has too few rows to fill a 6 x 64 tile and there is almost no reuse of B:
+// With 1..16 rows, C has too few rows to fill a 6 x 64 tile and there is almost no reuse of B:
 // every B element is used M times. Packing B would then copy the whole operand once to read
 // it once more (perf: a 1 x 1024 x 1024 GEMM ran at 0.4x oneDNN that way). These kernels read
 // A and B where they lie, once, in one of two forms chosen by B's layout:
@@ -515,6 +523,9 @@ bool amx_permitted() {
 //   dot form (B columns contiguous, as in X W^T): C[i, j] = dot(A[i, :], B[:, j]) for 4 rows x
 //     4 columns at a time, 16 k per instruction, reduced across lanes at the end.
 // Threads split the columns; the k order of every element is fixed, so 1 and 2 threads agree.
+// Measured: the axpy form at M = 24..32 (its partial sums in L1, loads of the broadcast A values
+// then bound it) ran at 0.75x oneDNN against the packed path's 0.86-0.90x, so it stops at 16;
+// the dot form re-reads B once per 4 rows and stops at 8.
 constexpr int64_t kSkinny = 16;
 constexpr int64_t kSkinnyDot = 8;
 
