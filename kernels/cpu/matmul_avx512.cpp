@@ -404,10 +404,11 @@ struct AmxBf16 {
   // fast that those passes matter. A block 256 x 1024 bf16 = 512 KiB of L2.
   static constexpr int64_t KC = 1024, MC = 32 * 8;
 
-  // The tile shapes, loaded once per thread (tile configuration is per-thread state).
-  static void configure() {
-    thread_local bool done = false;
-    if (done) return;
+  // The tile configuration is per-thread state that any other AMX user on the thread (oneDNN's
+  // bf16 kernels, say) may change or release between two of our calls. So the driver brackets
+  // each task (many tiles) with begin(), which loads our shapes, and end(), which releases the
+  // tile state (the OS then need not save 8 KiB of tiles on every context switch).
+  static void begin() {
     struct alignas(64) Config {
       uint8_t palette = 1, start_row = 0;
       uint8_t reserved[14] = {};
@@ -416,8 +417,8 @@ struct AmxBf16 {
     } cfg;
     for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
     _tile_loadconfig(&cfg);
-    done = true;
   }
+  static void end() { _tile_release(); }
 
   static bool pack_a_fast(const bf16* a, int64_t sa0, int64_t sa1, int64_t kc, int64_t m, bf16* dst) {
     if (sa1 != 1) return false;  // the generic loop writes the same layout (KP = 32)
@@ -469,7 +470,6 @@ struct AmxBf16 {
 
   // c[32 x 32] = alpha * A_panel @ B_panel + beta * c over `groups` groups of 32 k.
   static void tile(int64_t groups, const bf16* a, const bf16* b, float* c, int64_t ldc, float alpha, float beta) {
-    configure();
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
