@@ -28,8 +28,8 @@
 //
 // The ISA is picked at run time: this file is compiled with `#pragma GCC target` whatever the
 // build's -march, and accepts() declines unless cpu_features() reports the instructions.
-// Blocking (KC, MC, and the driver's 1 MiB B slice) is sized for a 48 KiB L1d / 2 MiB L2 core:
-// the kc x nc slice of B (1 MiB) and a 336 x 512 A block (672 KiB) share L2.
+// Blocking (KC, MC, and the driver's 4 MiB B slice) is sized for a 48 KiB L1d / 2 MiB L2 core:
+// a 336 x 512 A block (672 KiB) and the B micro-panel in use (128 KiB) in L2, the B slice in L3.
 //
 // Cost: 2 M N K flops; packing copies K N once per task and M K once per (task, nc block).
 #include <immintrin.h>
