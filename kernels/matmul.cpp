@@ -1,8 +1,9 @@
 // kernels/matmul.cpp — the matmul family table: every CPU rung of the GEMM ladder by name.
 //
 // Priorities follow the ladder (docs/gemm.md): the op runs the highest-priority version that
-// accepts the arguments, so on an AVX-512 CPU f32 and bf16 go to "cpu_avx512", on an AVX2 one
-// f32 goes to "cpu_avx2", and f64 / f16 (or any other CPU) to the portable "cpu_packed".
+// accepts the arguments, so bf16 goes to "cpu_amx" where the CPU has AMX (and the OS grants it),
+// else to "cpu_avx512"; on an AVX-512 CPU f32 goes to "cpu_avx512", on an AVX2 one to
+// "cpu_avx2", and f64 / f16 (or any other CPU) to the portable "cpu_packed".
 // TESSEL_KERNEL_MATMUL=<name> forces one (falling back to the ladder if it declines).
 #include "kernels/matmul.h"
 
@@ -31,6 +32,7 @@ Family<MatmulParams>& matmul_family() {
     fam->add("cpu_packed", DeviceType::cpu, 10, matmul_cpu);
     fam->add("cpu_avx2", DeviceType::cpu, 20, matmul_avx2, matmul_avx2_accepts);
     fam->add("cpu_avx512", DeviceType::cpu, 30, matmul_avx512, matmul_avx512_accepts);
+    fam->add("cpu_amx", DeviceType::cpu, 40, matmul_amx, matmul_amx_accepts);
 #if TESSEL_HAVE_CUDA
     register_matmul_cuda(*fam);  // cublas, cuda_tc, cuda_regtile, cuda_tiled, cuda_naive (docs/cuda_gemm.md)
 #endif

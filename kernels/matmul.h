@@ -24,7 +24,8 @@
 // Versions (the ladder, docs/gemm.md): "ref" (the triple loop, accumulating in f64: the
 // oracle), "cpu_blocked" (cache-blocked loops, plain C++), "cpu_packed" (packed panels and a
 // portable vector-extension register tile), "cpu_avx2" (6x16 FMA micro-kernel) and
-// "cpu_avx512" (6x64 FMA micro-kernel; bf16 through vdpbf16ps where the CPU has it). The
+// "cpu_avx512" (6x64 FMA micro-kernel, unpacked kernels for M or N <= 16; bf16 through
+// vdpbf16ps where the CPU has it) and "cpu_amx" (bf16 only, AMX tiles). The
 // ISA-specific versions are compiled for their instruction set whatever the build's -march
 // and decline (accepts() == false) on a CPU that lacks it, so one binary runs everywhere.
 #pragma once
@@ -74,7 +75,9 @@ void matmul_blocked(const MatmulParams& p);  // "cpu_blocked"
 void matmul_cpu(const MatmulParams& p);      // "cpu_packed"
 void matmul_avx2(const MatmulParams& p);     // "cpu_avx2": f32 on AVX2 + FMA CPUs
 void matmul_avx512(const MatmulParams& p);   // "cpu_avx512": f32 on AVX-512, bf16 with AVX512_BF16
+void matmul_amx(const MatmulParams& p);      // "cpu_amx": bf16 through AMX tiles where the CPU and OS allow
 bool matmul_avx2_accepts(const MatmulParams& p);
+bool matmul_amx_accepts(const MatmulParams& p);
 bool matmul_avx512_accepts(const MatmulParams& p);
 
 }  // namespace tessel::kernels

@@ -58,12 +58,19 @@ struct Options {
   std::vector<std::string> variants;  // which tessel versions (empty: all)
   std::vector<std::string> families;  // ops: which families (empty: all)
   std::vector<std::string> names;     // peers: which workloads (empty: all)
+  std::string gemm_set = "default";   // gemm: which shapes (default, transformer, skinny)
+  bool cpu_clock = false;             // time by process CPU time (one thread only)
 };
 
 Protocol protocol(const Options& o) {
   Protocol p = o.quick ? Protocol::quick() : Protocol{};
   if (o.samples > 0) p.samples = o.samples;
   if (o.min_sample_ms > 0) p.min_sample_ms = o.min_sample_ms;
+  if (o.cpu_clock) {
+    check(get_num_threads() == 1, "tessel bench",
+          "--cpu-clock measures one thread's running time; run it with --threads 1 (got ", get_num_threads(), ")");
+    p.cpu_clock = true;
+  }
   return p;
 }
 
@@ -203,8 +210,9 @@ void print_cases(const std::vector<CaseResult>& cases, const bench::Peak* peak) 
 
 void print_header(const char* what, const Options& o, const bench::Peak* peak) {
   const Protocol p = protocol(o);
-  std::printf("tessel bench %s — %s, %d threads; median of %d samples of >= %.0f ms, interleaved\n", what,
-              cpu_features().model.c_str(), get_num_threads(), p.samples, p.min_sample_ms);
+  std::printf("tessel bench %s — %s, %d threads; median of %d samples of >= %.0f ms%s, interleaved\n", what,
+              cpu_features().model.c_str(), get_num_threads(), p.samples, p.min_sample_ms,
+              p.cpu_clock ? " of CPU time" : "");
   if (peak)
     std::printf("%s\n\n", bench::describe(*peak).c_str());
   else
@@ -224,8 +232,28 @@ std::string gemm_shape(const GemmCase& g) {
          (g.tb ? "t" : "n");
 }
 
-std::vector<GemmCase> gemm_cases(bool quick, int threads) {
+std::vector<GemmCase> gemm_cases(bool quick, int threads, const std::string& set) {
   if (quick) return {{64, 64, 64, false, false, threads}, {33, 17, 65, true, false, threads}};
+  if (set == "transformer") {  // a layer y = x W, x: [4096, k], W: [k, n], and its backward
+    std::vector<GemmCase> cases;
+    for (int64_t k : {256, 512, 1024})
+      for (int64_t n : {256, 512, 1024}) {
+        cases.push_back({4096, n, k, false, false, threads});  // forward  x W
+        cases.push_back({4096, k, n, false, true, threads});   // dx = dy W^T
+        cases.push_back({k, n, 4096, true, false, threads});   // dW = x^T dy
+      }
+    return cases;
+  }
+  if (set == "skinny") {  // M or N in 1..64: a batch of one, a few heads, a narrow output layer
+    std::vector<GemmCase> cases;
+    for (int64_t s : {1, 8, 32, 64}) {
+      cases.push_back({s, 1024, 1024, false, false, threads});
+      cases.push_back({s, 1024, 1024, false, true, threads});
+      cases.push_back({1024, s, 1024, false, false, threads});
+      cases.push_back({1024, s, 1024, true, false, threads});
+    }
+    return cases;
+  }
   std::vector<GemmCase> cases = {
       {256, 256, 256, false, false, threads},
       {512, 512, 512, false, false, threads},
@@ -346,6 +374,9 @@ CaseResult run_gemm_case(const GemmCase& g, const Options& opt, const std::vecto
     Entry e{v};
     const kernels::MatmulParams p = tessel_params(data);
     if (!fam.accepts(v, p)) {
+      // A version that declines (an ISA this CPU lacks; cpu_amx, which takes only bf16) is
+      // listed only when asked for by name.
+      if (opt.variants.empty()) continue;
       e.note = "does not accept this shape";
     } else if (v != "ref") {
       e.note = check_gemm(g, [&](const GemmCase&, const GemmOperands& o) { fam.run_version(v, tessel_params(o)); });
@@ -387,9 +418,10 @@ CaseResult run_gemm_case(const GemmCase& g, const Options& opt, const std::vecto
 std::vector<CaseResult> gemm_openblas_skylakex(const Options& opt) {
   std::vector<CaseResult> out;
   const auto versions = kernels::matmul_family().versions(DeviceType::cpu);
-  std::string best;  // the highest-priority CPU version that is not ref
+  std::string best;  // the highest-priority CPU version that is not ref and takes an f32 GEMM
+  const GemmOperands probe = gemm_operands({2, 2, 2, false, false, 1}, true);
   for (const std::string& v : versions)
-    if (v != "ref" && selected(opt.variants, v)) {
+    if (v != "ref" && selected(opt.variants, v) && kernels::matmul_family().accepts(v, tessel_params(probe))) {
       best = v;
       break;
     }
@@ -398,10 +430,12 @@ std::vector<CaseResult> gemm_openblas_skylakex(const Options& opt) {
   const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) return out;
   exe[n] = '\0';
-  std::vector<std::string> argv = {
-      exe,         "--threads", std::to_string(get_num_threads()), "bench", "gemm", "--json", "--peer", "openblas",
-      "--variant", best};
+  std::vector<std::string> argv = {exe,      "--threads", std::to_string(get_num_threads()),
+                                   "bench",  "gemm",      "--json",
+                                   "--peer", "openblas",  "--variant",
+                                   best,     "--set",     opt.gemm_set};
   if (opt.quick) argv.push_back("--quick");
+  if (opt.cpu_clock) argv.push_back("--cpu-clock");
   if (opt.samples > 0) argv.insert(argv.end(), {"--samples", std::to_string(opt.samples)});
   if (opt.min_sample_ms > 0) argv.insert(argv.end(), {"--min-sample-ms", std::to_string(opt.min_sample_ms)});
   const std::string env = "OPENBLAS_CORETYPE=SkylakeX";
@@ -446,7 +480,7 @@ int bench_gemm(const Options& opt) {
   if (!opt.json) print_header("gemm", opt, peak);
 
   std::vector<CaseResult> cases;
-  for (const GemmCase& g : gemm_cases(opt.quick, get_num_threads())) {
+  for (const GemmCase& g : gemm_cases(opt.quick, get_num_threads(), opt.gemm_set)) {
     CaseResult r = run_gemm_case(g, opt, peers);
     if (peers.empty()) r.peer_note = missing.empty() ? "no peer selected" : missing;
     if (opt.json)
@@ -735,6 +769,8 @@ std::unique_ptr<PeerProcess> start_pytorch(std::string& why) {
 }
 
 int bench_peers(const Options& opt) {
+  // PyTorch runs in a child process whose samples are wall-clock times.
+  check(!opt.cpu_clock, "tessel bench peers", "--cpu-clock is for gemm and ops (the peer is another process)");
   const bench::Peak* peak = peak_for(opt);
   std::string why;
   std::unique_ptr<PeerProcess> torch = start_pytorch(why);
@@ -797,6 +833,9 @@ void add_common(CLI::App* c, Options& o) {
   c->add_option("--samples", o.samples, "Samples per contender (default 10)")->check(CLI::PositiveNumber);
   c->add_option("--min-sample-ms", o.min_sample_ms, "Least length of one sample in ms (default 20)")
       ->check(CLI::PositiveNumber);
+  c->add_flag("--cpu-clock", o.cpu_clock,
+              "Time by this process's CPU time, not the wall clock: one thread only; on a shared machine the "
+              "time other processes held the core is left out (%peak still uses the wall-clock probe)");
 }
 
 Command bench{
@@ -812,6 +851,10 @@ Command bench{
       gemm->add_option("--peer", opt->peers, "Only these peers: onednn, openblas (repeatable)")
           ->check(CLI::IsMember({"onednn", "openblas"}));
       gemm->add_option("--variant", opt->variants, "Only these tessel versions (repeatable)");
+      gemm->add_option("--set", opt->gemm_set,
+                       "Shapes: default (squares and a few layer shapes), transformer (M = 4096, K, N in "
+                       "256..1024, NN/NT/TN), skinny (M or N in 1..64)")
+          ->check(CLI::IsMember({"default", "transformer", "skinny"}));
       CLI::App* ops = cmd.add_subcommand("ops", "Memory-bound families, forward and backward, in GB/s");
       add_common(ops, *opt);
       ops->add_option("--family", opt->families, "Only these families: elementwise, reduce, softmax, norm, loss")

@@ -307,6 +307,65 @@ TEST_SUITE("kernels") {
     }
   }
 
+  TEST_CASE("matmul: skinny and narrow shapes (M or N in 1..64), every layout, batched, epilogue") {
+    // cpu_avx512 sends M or N <= 16 to the unpacked skinny kernels (axpy and dot forms, C^T
+    // when N is the small one), N <= 16 / 32 to narrower tiles, and reads A (narrow C) or B
+    // (short C, e.g. batched) in place instead of packing it. Batched cases (batch 2) skip the
+    // skinny kernels and exercise the in-place reads of the packed driver.
+    ThreadsGuard guard;
+    int n = 0;
+    for (int64_t M : {1, 2, 5, 9, 16, 17, 24, 64})
+      for (int64_t N : {1, 3, 16, 17, 32, 33, 48, 64})
+        for (int64_t K : {1, 31, 300}) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          const Shape sa = n % 4 == 0 ? Shape{2, M, K} : Shape{M, K}, sb = n % 4 == 0 ? Shape{2, K, N} : Shape{K, N};
+          Case cs = make_case(operand(sa, DType::f32, n % 3, false), operand(sb, DType::f32, (n / 3) % 3, false),
+                              DType::f32, n % 7 == 0);
+          if (n % 5 == 0) cs.bias = randn({N});
+          if (n % 6 == 0) cs.act = kernels::Activation::gelu_tanh;
+          if (n % 8 == 0) {
+            cs.c0 = randn(cs.c0.sizes());
+            cs.beta = 0.5;
+          }
+          CHECK(check_all(cs) >= 2);
+        }
+    // short batched C with row-major B: B's full panels are read in place
+    for (int64_t M : {1, 5, 12, 17})
+      for (int64_t N : {16, 32, 64, 130}) {
+        ++n;
+        set_num_threads(1 + n % 2);
+        Case cs = make_case(operand({3, M, 300}, DType::f32, n % 3, false), operand({3, 300, N}, DType::f32, 0, false),
+                            DType::f32);
+        if (n % 2) cs.bias = randn({N});
+        CHECK(check_all(cs) >= 2);
+      }
+  }
+
+  TEST_CASE("matmul: bf16 over every layout, exact with small integers (the vectorized packing paths)") {
+    // Shapes chosen for the packers' cases: full 14-row A / 32-column B panels with K >= 32
+    // (register transposes) and their scalar tails (odd K, K not a multiple of 32), K beyond one
+    // kc block (1100), and skinny M or N. Small integers are exact in bf16 and in an f32 sum, so
+    // any misplaced pair shows as an inequality.
+    ThreadsGuard guard;
+    int n = 0;
+    for (auto [M, N, K] : {std::tuple{14, 32, 64}, std::tuple{29, 65, 67}, std::tuple{45, 97, 1100},
+                           std::tuple{1, 64, 40}, std::tuple{64, 1, 41}, std::tuple{33, 40, 33}})
+      for (int la = 0; la < 3; ++la)
+        for (int lb = 0; lb < 3; ++lb) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          Case cs = make_case(operand({M, K}, DType::bf16, la, true), operand({K, N}, DType::bf16, lb, true),
+                              DType::bf16, n % 4 == 0);
+          cs.exact = true;
+          check_all(cs);
+          cs.c0 = to_dtype(randint(-8, 9, {M, N}), DType::bf16);  // the vectorized beta path
+          cs.alpha = 2.0;
+          cs.beta = -1.0;
+          CHECK(check_all(cs) >= 2);
+        }
+  }
+
   TEST_CASE("matmul: one and two threads give bitwise-equal results") {
     ThreadsGuard guard;
     for (DType t : {DType::f32, DType::bf16}) {
@@ -358,7 +417,12 @@ TEST_SUITE("kernels") {
                              : fam.accepts("cpu_avx2", params(a, b, c, 1, 0)) ? "cpu_avx2"
                                                                               : "cpu_packed";
     const auto all = versions();
-    CHECK(all.front() == (f.avx512f ? "cpu_avx512" : all.front()));
+    CHECK(all.front() == "cpu_amx");  // the top rung; it takes only bf16, so f32 goes to the next
+    CHECK(!fam.accepts("cpu_amx", params(a, b, c, 1, 0)));
+    if (f.amx_tile && f.amx_bf16) {
+      Tensor ab = randn({8, 8}, {.dtype = DType::bf16}), cb = empty({8, 8}, {.dtype = DType::bf16});
+      CHECK(fam.accepts("cpu_amx", params(ab, ab, cb, 1, 0)));
+    }
     for (const auto& v : all)
       if (fam.accepts(v, params(a, b, c, 1, 0))) {
         CHECK(v == best);
