@@ -8,22 +8,34 @@
 namespace tessel::cli {
 namespace {
 
+// Inputs are drawn on the CPU (the same values on any device) and moved.
+Tensor on(Device d, const Tensor& t) { return to_device(t, d); }
+
+// Wraps an operation so that on a GPU it ends when the device is done.
+std::function<void()> finished(Device d, std::function<void()> op) {
+  if (d.is_cpu()) return op;
+  return [op = std::move(op)] {
+    op();
+    cuda_synchronize();
+  };
+}
+
 // C = A B, [n, n] f32, a new C each time (as torch.matmul allocates its result).
 Workload gemm(int64_t n) {
   const double dn = static_cast<double>(n);
   return {"gemm_" + std::to_string(n), std::to_string(n) + "x" + std::to_string(n) + "x" + std::to_string(n),
-          2 * dn * dn * dn, 0, [n] {
-            Tensor a = randn({n, n}), b = randn({n, n});
-            return std::function<void()>([a, b] { matmul(a, b); });
+          2 * dn * dn * dn, 0, [n](Device d) {
+            Tensor a = on(d, randn({n, n})), b = on(d, randn({n, n}));
+            return finished(d, [a, b] { matmul(a, b); });
           }};
 }
 
 // y = softmax(x) over the last dim; read x, write y.
 Workload softmax_rows(int64_t rows, int64_t cols) {
   const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
-  return {"softmax_" + shape, shape, 0, 4.0 * 2 * static_cast<double>(rows) * cols, [rows, cols] {
-            Tensor x = randn({rows, cols});
-            return std::function<void()>([x] { softmax(x, -1); });
+  return {"softmax_" + shape, shape, 0, 4.0 * 2 * static_cast<double>(rows) * cols, [rows, cols](Device d) {
+            Tensor x = on(d, randn({rows, cols}));
+            return finished(d, [x] { softmax(x, -1); });
           }};
 }
 
@@ -34,12 +46,13 @@ Workload layernorm_fwdbwd(int64_t rows, int64_t cols) {
   const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
   const double r = static_cast<double>(rows), c = static_cast<double>(cols);
   return {"layernorm_fwdbwd_" + shape, shape, 0, 4.0 * ((2 * r * c + 2 * c + 2 * r) + (3 * r * c + 3 * c + 2 * r)),
-          [rows, cols] {
-            Tensor x = randn({rows, cols}), w = randn({cols}), b = randn({cols}), dy = randn({rows, cols});
+          [rows, cols](Device d) {
+            Tensor x = on(d, randn({rows, cols})), w = on(d, randn({cols})), b = on(d, randn({cols})),
+                   dy = on(d, randn({rows, cols}));
             x.requires_grad_();
             w.requires_grad_();
             b.requires_grad_();
-            return std::function<void()>([x, w, b, dy, cols] {
+            return finished(d, [x, w, b, dy, cols] {
               for (Tensor t : {x, w, b}) t.set_grad(Tensor());  // handles: the copies share the grad slot
               layer_norm(x, {cols}, w, b, 1e-5).backward(dy);
             });
@@ -56,14 +69,14 @@ struct StepModel {
   std::unique_ptr<optim::Optimizer> opt;
 };
 
-std::function<void()> train_step(std::shared_ptr<StepModel> m, Tensor x, Tensor y, double label_smoothing) {
-  return [m, x, y, label_smoothing] {
+std::function<void()> train_step(Device d, std::shared_ptr<StepModel> m, Tensor x, Tensor y, double label_smoothing) {
+  return finished(d, [m, x, y, label_smoothing] {
     Tensor loss = cross_entropy(m->model->forward(x), y, {.label_smoothing = label_smoothing});
     loss.backward();
     optim::clip_grad_norm(m->model->parameters(), 1.0);
     m->opt->step();
     m->opt->zero_grad();
-  };
+  });
 }
 
 // Matmul FLOPs of one transformer block's forward over n tokens in sequences of t (dense
@@ -76,19 +89,20 @@ double block_forward_flops(double n, double t, double d, double ratio) {
 // images, label smoothing 0.1 — the Fashion-MNIST run of the README.
 Workload vit_fmnist_step() {
   cli::TrainConfig c;  // the program's defaults are the demo's model
-  const double tokens = 128.0 * 17, d = static_cast<double>(c.width);
-  const double fwd = c.depth * block_forward_flops(tokens, 17, d, static_cast<double>(c.mlp_ratio)) +
-                     2 * 128.0 * 16 * 49 * d + 2 * 128.0 * d * 10;
-  return {"vit_fmnist_step", "b128_p7_d128_l4_h4", 3 * fwd, 0, [c] {
+  const double tokens = 128.0 * 17, width = static_cast<double>(c.width);
+  const double fwd = c.depth * block_forward_flops(tokens, 17, width, static_cast<double>(c.mlp_ratio)) +
+                     2 * 128.0 * 16 * 49 * width + 2 * 128.0 * width * 10;
+  return {"vit_fmnist_step", "b128_p7_d128_l4_h4", 3 * fwd, 0, [c](Device d) {
             auto m = std::make_shared<StepModel>();
             m->model = std::make_shared<nn::Vit>(
                 nn::VitConfig{.patch = c.patch,
                               .layers = c.depth,
                               .block = {.dim = c.width, .heads = c.heads, .mlp_ratio = c.mlp_ratio}});
+            m->model->to(d);  // before the optimizer, whose state goes where the parameters are
             m->opt = make_optimizer(c, *m->model);
-            Tensor x = randn({128, 1, 28, 28});
-            Tensor y = randint(0, 10, {128});
-            return train_step(m, x, y, c.label_smoothing);
+            Tensor x = on(d, randn({128, 1, 28, 28}));
+            Tensor y = on(d, randint(0, 10, {128}));
+            return train_step(d, m, x, y, c.label_smoothing);
           }};
 }
 
@@ -97,19 +111,20 @@ Workload vit_fmnist_step() {
 Workload gpt_step() {
   cli::TrainConfig c;
   const int64_t B = 32, T = c.context;
-  const double tokens = static_cast<double>(B * T), d = static_cast<double>(c.width);
+  const double tokens = static_cast<double>(B * T), width = static_cast<double>(c.width);
   const double fwd =
-      c.depth * block_forward_flops(tokens, static_cast<double>(T), d, static_cast<double>(c.mlp_ratio)) +
-      2 * tokens * d * 256;
+      c.depth * block_forward_flops(tokens, static_cast<double>(T), width, static_cast<double>(c.mlp_ratio)) +
+      2 * tokens * width * 256;
   return {
-      "gpt_step", "b32_t128_d128_l4_h4", 3 * fwd, 0, [c, B, T] {
+      "gpt_step", "b32_t128_d128_l4_h4", 3 * fwd, 0, [c, B, T](Device d) {
         auto m = std::make_shared<StepModel>();
         m->model = std::make_shared<nn::Gpt>(nn::GptConfig{
             .context = T, .layers = c.depth, .block = {.dim = c.width, .heads = c.heads, .mlp_ratio = c.mlp_ratio}});
+        m->model->to(d);  // before the optimizer, whose state goes where the parameters are
         m->opt = make_optimizer(c, *m->model);
-        Tensor x = randint(0, 256, {B, T});
-        Tensor y = randint(0, 256, {B, T});
-        return train_step(m, x, y, 0.0);
+        Tensor x = on(d, randint(0, 256, {B, T}));
+        Tensor y = on(d, randint(0, 256, {B, T}));
+        return train_step(d, m, x, y, 0.0);
       }};
 }
 

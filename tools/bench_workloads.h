@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
+
 namespace tessel::cli {
 
 struct Workload {
@@ -19,8 +21,9 @@ struct Workload {
   // bytes (each operand read or written once) against the measured bandwidth.
   double flops = 0;
   double bytes = 0;
-  // Builds the inputs and returns one operation (called many times).
-  std::function<std::function<void()>()> make;
+  // Builds the inputs on `device` and returns one operation (called many times). On a GPU the
+  // operation ends with a device synchronization, so that a sample times finished work.
+  std::function<std::function<void()>(Device)> make;
 };
 
 const std::vector<Workload>& workloads();

@@ -31,6 +31,7 @@
 
 #include "bench/peak.h"
 #include "core/cpu_features.h"
+#include "core/cuda.h"
 #include "kernels/elementwise.h"
 #include "kernels/loss.h"
 #include "kernels/matmul.h"
@@ -60,6 +61,7 @@ struct Options {
   std::vector<std::string> names;     // peers: which workloads (empty: all)
   std::string gemm_set = "default";   // gemm: which shapes (default, transformer, skinny)
   bool cpu_clock = false;             // time by process CPU time (one thread only)
+  std::string device = "cpu";         // peers: where both sides run (cpu, cuda)
 };
 
 Protocol protocol(const Options& o) {
@@ -741,7 +743,7 @@ std::string venv_dir() {
 }
 
 // Starts the PyTorch peer, or explains on stderr why not and how to fix it.
-std::unique_ptr<PeerProcess> start_pytorch(std::string& why) {
+std::unique_ptr<PeerProcess> start_pytorch(const std::string& device, std::string& why) {
   const std::string venv = venv_dir(), python = venv + "/bin/python", script = peers_dir() + "/pytorch_peer.py";
   if (access(python.c_str(), X_OK) != 0) {
     why = "no PyTorch virtual environment at " + venv;
@@ -758,8 +760,8 @@ std::unique_ptr<PeerProcess> start_pytorch(std::string& why) {
     std::fprintf(stderr, "tessel bench peers: %s; timing tessel alone.\n", why.c_str());
     return nullptr;
   }
-  auto proc = std::make_unique<PeerProcess>(
-      std::vector<std::string>{python, script, "--serve", "--threads", std::to_string(get_num_threads())});
+  auto proc = std::make_unique<PeerProcess>(std::vector<std::string>{
+      python, script, "--serve", "--threads", std::to_string(get_num_threads()), "--device", device});
   if (!proc->ok() || !proc->hello().contains("peer")) {
     why = "the PyTorch peer did not start: " + (proc->ok() ? proc->hello().dump() : proc->error());
     std::fprintf(stderr, "tessel bench peers: %s; timing tessel alone.\n", why.c_str());
@@ -771,15 +773,21 @@ std::unique_ptr<PeerProcess> start_pytorch(std::string& why) {
 int bench_peers(const Options& opt) {
   // PyTorch runs in a child process whose samples are wall-clock times.
   check(!opt.cpu_clock, "tessel bench peers", "--cpu-clock is for gemm and ops (the peer is another process)");
-  const bench::Peak* peak = peak_for(opt);
+  const Device dev = opt.device == "cuda" ? Device::cuda() : Device::cpu();
+  if (dev.is_cuda())
+    check(cuda_available(), "tessel bench peers", "--device cuda: ",
+          cuda_built() ? "no CUDA device is visible to this process"
+                       : "this build has no CUDA backend (configure with -DTESSEL_CUDA=ON)");
+  // On a GPU the CPU's peaks mean nothing: no %peak there (and no probe run for it).
+  const bench::Peak* peak = dev.is_cpu() ? peak_for(opt) : nullptr;
   std::string why;
-  std::unique_ptr<PeerProcess> torch = start_pytorch(why);
+  std::unique_ptr<PeerProcess> torch = start_pytorch(opt.device, why);
   const std::string peer_name = torch ? torch->hello()["peer"].get<std::string>() : "";
   if (!opt.json) print_header("peers", opt, peak);
   Table t({"workload", "shape", "thr", "tessel ms", "%peak", "peer", "peer ms", "ratio"});
   for (const Workload& w : workloads()) {
     if (!selected(opt.names, w.name)) continue;
-    std::vector<Contender> contenders = {{"tessel", w.make(), {}}};
+    std::vector<Contender> contenders = {{"tessel", w.make(dev), {}}};
     std::string error;
     if (torch)
       contenders.push_back({peer_name, {}, [&](double min_ms) {
@@ -804,6 +812,7 @@ int bench_peers(const Options& opt) {
       Json j;
       j["workload"] = w.name;
       j["shape"] = w.shape;
+      j["device"] = dev.is_cpu() ? "cpu" : cuda_device_name(dev.index);
       j["threads"] = get_num_threads();
       j["tessel_ms"] = num_or_null(ms);
       j["peer"] = torch ? Json(peer_name) : Json(nullptr);
@@ -819,8 +828,12 @@ int bench_peers(const Options& opt) {
   }
   if (!opt.json) {
     t.print();
-    std::printf("ratio = peer ms / tessel ms (above 1: tessel is faster); both sides on %d threads\n",
-                get_num_threads());
+    if (dev.is_cpu())
+      std::printf("ratio = peer ms / tessel ms (above 1: tessel is faster); both sides on %d threads\n",
+                  get_num_threads());
+    else
+      std::printf("ratio = peer ms / tessel ms (above 1: tessel is faster); both sides on %s\n",
+                  cuda_device_name(dev.index).c_str());
   }
   return 0;
 }
@@ -864,6 +877,9 @@ Command bench{
           "peers", "Registered workloads in tessel and in PyTorch (bench/peers/setup creates its venv)");
       add_common(peers, *opt);
       peers->add_option("--workload", opt->names, "Only these workloads (repeatable)");
+      peers->add_option("--device", opt->device, "Where both sides run: cpu, or cuda (a CUDA build and a GPU)")
+          ->check(CLI::IsMember({"cpu", "cuda"}))
+          ->capture_default_str();
       peers->footer(
           "\nENVIRONMENT\n"
           "  TESSEL_PEERS_VENV=DIR   the PyTorch virtual environment (default: bench/peers/.venv of the\n"

@@ -10,12 +10,16 @@ Two ways to run it (bench/peers/setup creates the venv first):
 
   python pytorch_peer.py gemm_1024 [--samples 10] [--min-sample-ms 20] [--threads 2]
       runs one workload by the whole protocol and prints one JSON object
-  python pytorch_peer.py --serve [--threads 2]
+  python pytorch_peer.py --serve [--threads 2] [--device cuda]
       the persistent child `tessel bench peers` starts: prints a hello line, then answers one
       JSON request per stdin line, {"workload": NAME, "min_sample_ms": 20}, with one sample,
       {"workload": NAME, "ms": per-op ms, "reps": N}; the first request for a workload also
       builds its tensors and warms it up. So tessel and torch samples can alternate.
 Errors come back as {"error": "..."} (serve mode) or a non-zero exit.
+
+--device cuda runs every workload on the GPU (`tessel bench peers --device cuda`): inputs are
+drawn on the CPU and moved, and each operation ends with torch.cuda.synchronize(), as on the
+tessel side, so that a sample times finished work.
 """
 import argparse
 import json
@@ -25,30 +29,49 @@ import time
 
 import torch
 
+DEVICE = "cpu"  # set by --device before any workload is built
+
+
+def dev(t):
+    """A tensor drawn on the CPU (the same values on any device), moved to DEVICE."""
+    return t.to(DEVICE)
+
+
+def finished(op):
+    """The operation, ending when the device is done (a no-op wrapper on the CPU)."""
+    if DEVICE == "cpu":
+        return op
+
+    def run():
+        op()
+        torch.cuda.synchronize()
+
+    return run
+
 
 def _gemm(n):
     def make():
-        a = torch.randn(n, n)
-        b = torch.randn(n, n)
-        return lambda: torch.matmul(a, b)
+        a = dev(torch.randn(n, n))
+        b = dev(torch.randn(n, n))
+        return finished(lambda: torch.matmul(a, b))
 
     return make
 
 
 def _softmax(rows, cols):
     def make():
-        x = torch.randn(rows, cols)
-        return lambda: torch.softmax(x, dim=-1)
+        x = dev(torch.randn(rows, cols))
+        return finished(lambda: torch.softmax(x, dim=-1))
 
     return make
 
 
 def _layernorm_fwdbwd(rows, cols):
     def make():
-        x = torch.randn(rows, cols, requires_grad=True)
-        w = torch.randn(cols, requires_grad=True)
-        b = torch.randn(cols, requires_grad=True)
-        dy = torch.randn(rows, cols)
+        x = dev(torch.randn(rows, cols)).requires_grad_()
+        w = dev(torch.randn(cols)).requires_grad_()
+        b = dev(torch.randn(cols)).requires_grad_()
+        dy = dev(torch.randn(rows, cols))
 
         def run():
             for t in (x, w, b):
@@ -56,7 +79,7 @@ def _layernorm_fwdbwd(rows, cols):
             y = torch.nn.functional.layer_norm(x, (cols,), w, b, eps=1e-5)
             y.backward(dy)
 
-        return run
+        return finished(run)
 
     return make
 
@@ -122,11 +145,14 @@ class Gpt(torch.nn.Module):
         self.norm = torch.nn.LayerNorm(d)
 
     def forward(self, ids):
-        h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))
+        h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
         return F.linear(self.norm(self.blocks(h)), self.tokens.weight)  # tied head
 
 
 def _train_step(model, x, y, label_smoothing):
+    model = model.to(DEVICE)  # before the optimizer, whose state goes where the parameters are
+    x, y = dev(x), dev(y)
+
     def make():
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
         no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
@@ -141,7 +167,7 @@ def _train_step(model, x, y, label_smoothing):
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        return run
+        return finished(run)
 
     return make
 
@@ -216,7 +242,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--samples", type=int, default=10)
     ap.add_argument("--min-sample-ms", type=float, default=20.0)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the workloads run")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        sys.exit("pytorch_peer.py: --device cuda, but torch.cuda.is_available() is False")
 
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)

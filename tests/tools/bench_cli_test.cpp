@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "kernels/matmul.h"
@@ -167,6 +168,15 @@ TEST_SUITE("tools") {
     CHECK(text.status == 0);
     CHECK(text.out.find("softmax_4096x4096") != std::string::npos);
     CHECK(text.err.find("bench/peers/setup") != std::string::npos);
+  }
+
+  TEST_CASE("bench peers --device cuda without a GPU says why instead of timing the CPU") {
+    if (tessel::cuda_available()) return;  // with a GPU, tools/gpu-check runs it for real
+    Run r = run_bench("bench peers --device cuda --quick --samples 1 --workload gemm_1024",
+                      "TESSEL_PEERS_VENV=/nonexistent/x");
+    CHECK(r.status != 0);
+    CHECK((r.out + r.err).find("--device cuda") != std::string::npos);
+    CHECK(run_bench("bench peers --device tpu").status != 0);
   }
 
   TEST_CASE("bench: bad arguments are refused") {
