@@ -22,9 +22,16 @@ MultiHeadAttention::MultiHeadAttention(int64_t d, int64_t h, bool c, bool r)
 Tensor MultiHeadAttention::forward(const Tensor& x) {
   check(x.dim() == 3 && x.size(2) == dim, "MultiHeadAttention", "expected [B, T, ", dim, "], got ", x.sizes());
   const int64_t B = x.size(0), T = x.size(1), hd = dim / heads;
-  // [B, T, 3 * dim] -> [3, B, heads, T, hd]: views, no copies
-  Tensor qkv5 = permute(reshape(qkv->forward(x), {B, T, 3, heads, hd}), {2, 0, 3, 1, 4});
-  Tensor q = select(qkv5, 0, 0), k = select(qkv5, 0, 1), v = select(qkv5, 0, 2);
+  // q, k and v from the three row blocks of the one qkv weight, as three GEMMs: then each
+  // gradient flows back into its own [B, T, dim] buffer, where slicing one [B, T, 3 dim]
+  // output would make the backward zero-fill and sum three buffers of the full width (only
+  // the weight's small slices pay that now). [B, T, dim] -> [B, heads, T, hd]: views.
+  auto head_split = [&](int64_t part) {
+    Tensor w = narrow(qkv->weight, 0, part * dim, dim);
+    Tensor b = qkv->bias.defined() ? narrow(qkv->bias, 0, part * dim, dim) : Tensor();
+    return permute(reshape(linear(x, w, b), {B, T, heads, hd}), {0, 2, 1, 3});
+  };
+  Tensor q = head_split(0), k = head_split(1), v = head_split(2);
   if (rotary) {
     q = rotary_embedding(q);
     k = rotary_embedding(k);
