@@ -49,9 +49,11 @@ inline C apply_cpu(C a, C b, C c, double alpha, double beta) {
       float s, sm;
       simd::sigmoid_pair(2.0f * k * (b + c3 * b * b * b), s, sm);
       return a * s * (1.0f + 2.0f * b * k * (1.0f + 3.0f * c3 * b * b) * sm);
-    } else if constexpr (OP == EwOp::gelu_erf_bwd)
-      return a * (simd::ncdf_f32(b) + b * simd::npdf_f32(b));
-    else
+    } else if constexpr (OP == EwOp::gelu_erf_bwd) {  // Phi(x) + x phi(x), one exponential
+      float cdf, pdf;
+      simd::ncdf_npdf(b, cdf, pdf);
+      return a * (cdf + b * pdf);
+    } else
       return apply_elementwise<OP, C>(a, b, c, alpha, beta);
   } else {
     return apply_elementwise<OP, C>(a, b, c, alpha, beta);

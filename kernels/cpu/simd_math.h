@@ -133,17 +133,26 @@ inline float erf_small(float z) {
 // scaled function erfcx(z) = e^{z^2} erfc(z) is smooth). e^{-z^2} loses z^2 ulps if z^2 is
 // rounded, so z^2 + 2 z dz = p + lo is kept in two parts (the FMA gives p's rounding error
 // exactly) and e^{-p - lo} = e^{-p} (1 - lo).
-inline float erfc_big(float z, float dz) {
+// e^{-(z + dz)^2}, with z^2 + 2 z dz kept in two parts as above (NaN for infinite z: callers
+// select around it).
+inline float exp_neg_square(float z, float dz) {
   const float p = z * z;
   const float lo = std::fma(z, z, -p) + 2.0f * z * dz;
+  return exp_f32(-p) * (1.0f - lo);
+}
+
+// erfc_big from e = exp_neg_square(z, dz), so a caller that needs e too pays one exponential.
+inline float erfc_big_from(float z, float e) {
   const float u = 1.0f / (1.0f + z);
   constexpr double ulo = 1.0 / (1.0 + 10.1), uhi = 1.0 / (1.0 + 0.875);
   constexpr float c[] = {7.534285919e-01f, 1.318637162e-01f,  -1.066459224e-02f, -5.294884881e-03f, 1.183635160e-03f,
                          1.821526086e-04f, -1.376696017e-04f, 1.771561861e-05f,  9.346613416e-06f,  -3.793530537e-06f};
   const float t = u * float(2.0 / (uhi - ulo)) - float((uhi + ulo) / (uhi - ulo));
-  const float y = exp_f32(-p) * (1.0f - lo) * (u * poly(t, c));
+  const float y = e * (u * poly(t, c));
   return z > 10.1f ? 0.0f : y;  // beyond 10.1 erfc underflows f32 (and the fit ends)
 }
+
+inline float erfc_big(float z, float dz) { return erfc_big_from(z, exp_neg_square(z, dz)); }
 
 // erfc(x + dx) for any x (dx as above).
 inline float erfc_dx(float x, float dx) {
@@ -175,6 +184,27 @@ inline float ncdf_f32(float x) {
   const float w = -x * k_hi;
   const float dw = -(std::fma(x, k_hi, -(x * k_hi)) + x * k_lo);
   return 0.5f * detail::erfc_dx(w, dw);
+}
+
+// Phi(x) and phi(x) together, for the erf-GELU's gradient x phi(x) + Phi(x): both need
+// e^{-x^2/2} = e^{-w^2} (w = -x / sqrt(2), with its rounding error dw), so it is computed once.
+// cdf is bitwise ncdf_f32(x); pdf is within npdf_f32's error of phi (it is e^{-(w + dw)^2},
+// whose argument carries the same two-part correction).
+inline void ncdf_npdf(float x, float& cdf, float& pdf) {
+  constexpr float k_hi = 0.70710678118654752f;
+  constexpr float k_lo = static_cast<float>(0.70710678118654752 - static_cast<double>(k_hi));
+  const float w = -x * k_hi;
+  const float dw = -(std::fma(x, k_hi, -(x * k_hi)) + x * k_lo);
+  const float aw = std::fabs(w);
+  const float e = detail::exp_neg_square(aw, w < 0.0f ? -dw : dw);
+  const float small = 1.0f - detail::erf_small(w);
+  const float tail = detail::erfc_big_from(aw, e);
+  const float big = w < 0.0f ? 2.0f - tail : tail;
+  const float erfc = aw < 0.875f ? small : big;
+  cdf = w != w ? w : 0.5f * erfc;
+  const float p = x * x;
+  pdf = p > 256.0f ? 0.0f : 0.3989422804014327f * e;  // e^-128 underflows; and e is NaN for x = inf
+  pdf = x != x ? x : pdf;
 }
 
 // The standard normal density phi(x) = e^{-x^2/2} / sqrt(2 pi), with x^2 kept in two parts.

@@ -103,6 +103,25 @@ TEST_SUITE("kernels") {
                 sweep([](float x) { return simd::npdf_f32(x); },
                       [](double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }),
                 2.5);
+    // The pair the GELU gradient uses: the same cdf, and a pdf as accurate as npdf's.
+    check_sweep("ncdf_npdf (cdf)",
+                sweep(
+                    [](float x) {
+                      float c, d;
+                      simd::ncdf_npdf(x, c, d);
+                      return c;
+                    },
+                    [](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }),
+                5.0);
+    check_sweep("ncdf_npdf (pdf)",
+                sweep(
+                    [](float x) {
+                      float c, d;
+                      simd::ncdf_npdf(x, c, d);
+                      return d;
+                    },
+                    [](double x) { return std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI); }),
+                2.5);
   }
 
   TEST_CASE("simd_math: special values") {
@@ -136,6 +155,19 @@ TEST_SUITE("kernels") {
     CHECK(std::isnan(simd::erfc_f32(nan)));
     CHECK(simd::erfc_f32(inf) == 0.0f);
     CHECK(simd::erfc_f32(-inf) == 2.0f);
+    for (float x : {0.0f, -0.0f, 1.5f, -3.25f, -12.0f, 9.0f, inf, -inf, nan}) {
+      float c, d;
+      simd::ncdf_npdf(x, c, d);
+      INFO("x = ", x);
+      const float want_c = simd::ncdf_f32(x);
+      CHECK((std::isnan(want_c) ? std::isnan(c) : c == want_c));  // the same cdf, bit for bit
+      if (std::isnan(x))
+        CHECK(std::isnan(d));
+      else if (std::isinf(x))
+        CHECK(d == 0.0f);
+      else
+        CHECK(d == doctest::Approx(simd::npdf_f32(x)).epsilon(1e-6));
+    }
     CHECK(std::isnan(simd::ncdf_f32(nan)));
     CHECK(simd::ncdf_f32(inf) == 1.0f);
     CHECK(simd::ncdf_f32(-inf) == 0.0f);
