@@ -41,6 +41,12 @@ enum class Activation : uint8_t { none, relu, gelu_tanh, gelu_erf, silu };
 
 const char* activation_name(Activation a);  // "none", "relu", "gelu_tanh", "gelu_erf", "silu"
 
+// act over n contiguous f32 values, in place, vectorized: the CPU GEMM epilogues call it. Defined
+// in kernels/cpu/elementwise.cpp with the elementwise ops' own f32 formulas, so a fused
+// linear(x, w, b, act) equals act(linear(x, w, b)) bit for bit — and it is compiled once, for
+// the build's instruction set, not inside the GEMM files' per-ISA target regions.
+void activation_row_cpu(float* x, int64_t n, Activation act);
+
 struct MatmulParams {
   Buf a;  // [batch..., M, K]
   Buf b;  // [batch..., K, N]

@@ -17,6 +17,7 @@
 #include "core/parallel.h"
 #include "kernels/cpu/simd_math.h"
 #include "kernels/elementwise_loop.h"
+#include "kernels/matmul.h"
 
 namespace tessel::kernels {
 namespace {
@@ -170,6 +171,26 @@ void elementwise_cpu(const ElementwiseParams& p) {
       }
     });
   });
+}
+
+namespace {
+// flatten: the whole formula inlined into the loop so that it vectorizes (left to itself, GCC
+// stopped inlining at exp_f32 here and called it once per element).
+template <EwOp OP>
+[[gnu::flatten, gnu::noinline]] void activation_loop(float* x, int64_t n) {
+#pragma omp simd simdlen(16)
+  for (int64_t j = 0; j < n; ++j) x[j] = apply_cpu<OP, float>(x[j], 0.0f, 0.0f, 0.0, 0.0);
+}
+}  // namespace
+
+void activation_row_cpu(float* x, int64_t n, Activation act) {
+  switch (act) {
+    case Activation::none: return;
+    case Activation::relu: return activation_loop<EwOp::relu>(x, n);
+    case Activation::gelu_tanh: return activation_loop<EwOp::gelu_tanh>(x, n);
+    case Activation::gelu_erf: return activation_loop<EwOp::gelu_erf>(x, n);
+    case Activation::silu: return activation_loop<EwOp::silu>(x, n);
+  }
 }
 
 }  // namespace tessel::kernels

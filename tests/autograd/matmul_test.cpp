@@ -161,6 +161,13 @@ TEST_SUITE("autograd") {
         auto g1 = grad({y}, {x, w, b}, {gy}), g2 = grad({want}, {x, w, b}, {gy});
         for (int k = 0; k < 3; ++k) CHECK_CLOSE(g1[k], g2[k], tol * 10, tol * 10);
       }
+      // In f32 the fused epilogue applies the elementwise ops' own formulas to the same GEMM
+      // result, so it equals linear-then-activation bit for bit (odd sizes: edge tiles too).
+      {
+        NoGradGuard ng;
+        Tensor x = randn({37, 70}), w = randn({45, 70}) * 0.1, b = randn({45});
+        CHECK_EQUAL_TENSOR(linear(x, w, b, act), unfused(linear(x, w, b)));
+      }
     }
   }
 
