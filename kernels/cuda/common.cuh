@@ -16,13 +16,15 @@
 
 #include "core/buf.h"
 #include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 #include "core/dtype.h"
 
 namespace tessel::kernels::cuda {
 
-// The stream every kernel here launches on. The legacy default stream orders all work on the
-// device; when core/cuda/stream.h (tessel::cuda::current_stream()) lands this returns it.
-inline cudaStream_t launch_stream() { return 0; }
+// The stream every kernel here launches on: this thread's current stream (core/cuda/stream.h;
+// the legacy default stream unless a caller made another one current), so that kernels, copies
+// and the allocator's stream-aware reuse all agree on one order.
+inline cudaStream_t launch_stream() { return ::tessel::cuda::current_stream(); }
 
 // ---------------------------------------------------------------- element conversions
 template <class T>

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 #include "kernels/matmul.h"
 
 namespace tessel::kernels::cuda_gemm {
@@ -164,8 +165,8 @@ inline unsigned grid_for(int64_t tiles) {
 
 __host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The stream GEMMs launch on. The default stream until core/cuda/stream.h's
-// tessel::cuda::current_stream() is available on this branch; this is the one place to switch.
-inline cudaStream_t gemm_stream() { return nullptr; }
+// The stream GEMMs (ours and cuBLAS) launch on: this thread's current stream, as every other
+// kernel (core/cuda/stream.h).
+inline cudaStream_t gemm_stream() { return ::tessel::cuda::current_stream(); }
 
 }  // namespace tessel::kernels::cuda_gemm
