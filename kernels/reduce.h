@@ -9,6 +9,8 @@
 // `idx` (i64, out's shape) receives the flat index within the reduced dims for max/min.
 // Accumulation is f64 in ref, f32 lanes (pairwise by construction) or f64 in cpu for f32/f64.
 #pragma once
+#include <vector>
+
 #include "core/buf.h"
 #include "kernels/registry.h"
 
@@ -24,6 +26,23 @@ struct ReduceParams {
   Buf idx;                // max/min only, optional (data null): i64, same shape as out
   double correction = 1;  // var: Bessel's correction by default
 };
+
+// `in` with its kept dims first and its reduced dims (mask[d] true) last, in their order, by
+// permuting sizes and strides (no data moves): the layout ReduceParams::in expects. Returns the
+// number of reduced dims (ReduceParams::reduced).
+inline int reduced_dims_last(const Buf& in, const std::vector<bool>& mask, Buf& out) {
+  out = in;
+  int k = 0;
+  for (int pass = 0; pass < 2; ++pass)  // kept dims, then reduced ones
+    for (int d = 0; d < in.ndim; ++d)
+      if (mask[d] == (pass == 1)) {
+        out.size[k] = in.size[d];
+        out.stride[k++] = in.stride[d];
+      }
+  int reduced = 0;
+  for (int d = 0; d < in.ndim; ++d) reduced += mask[d];
+  return reduced;
+}
 
 Family<ReduceParams>& reduce_family();
 void reduce_ref(const ReduceParams& p);

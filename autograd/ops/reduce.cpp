@@ -65,26 +65,13 @@ ReduceResult run_reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& m
   kernels::ReduceParams p;
   p.op = op;
   p.correction = correction;
-  Buf xb = x.buf();
-  p.in = xb;
-  int k = 0;
-  for (int d = 0; d < xb.ndim; ++d)
-    if (!m[d]) {
-      p.in.size[k] = xb.size[d];
-      p.in.stride[k++] = xb.stride[d];
-    }
-  int kept = k;
-  for (int d = 0; d < xb.ndim; ++d)
-    if (m[d]) {
-      p.in.size[k] = xb.size[d];
-      p.in.stride[k++] = xb.stride[d];
-    }
-  p.reduced = xb.ndim - kept;
+  p.reduced = kernels::reduced_dims_last(x.buf(), m, p.in);
+  const int kept = p.in.ndim - p.reduced;
   // out, viewed with only the kept dims
   Buf ob = r.out.buf();
   p.out = ob;
   p.out.ndim = kept;
-  k = 0;
+  int k = 0;
   for (int d = 0; d < ob.ndim; ++d)
     if (!m[d]) {
       p.out.size[k] = ob.size[d];

@@ -110,17 +110,7 @@ Tensor run_reduce(const std::string& version, ReduceOp op, const Tensor& x, cons
   ReduceParams p;
   p.op = op;
   p.correction = 1;
-  Buf xb = x.buf();
-  p.in = xb;
-  int k = 0;
-  for (int pass = 0; pass < 2; ++pass)
-    for (int d = 0; d < xb.ndim; ++d)
-      if (mask[d] == (pass == 1)) {
-        p.in.size[k] = xb.size[d];
-        p.in.stride[k++] = xb.stride[d];
-      }
-  p.reduced = 0;
-  for (bool m : mask) p.reduced += m;
+  p.reduced = kernels::reduced_dims_last(x.buf(), mask, p.in);
   p.out = out.buf();
   if (idx.defined()) p.idx = idx.buf();
   reduce_family().run_version(version, p);

@@ -25,17 +25,7 @@ Run run_version(const std::string& version, ReduceOp op, const Tensor& x, const 
   kernels::ReduceParams p;
   p.op = op;
   p.correction = correction;
-  Buf xb = x.buf();
-  p.in = xb;
-  int k = 0;
-  for (int pass = 0; pass < 2; ++pass)
-    for (int d = 0; d < xb.ndim; ++d)
-      if (mask[d] == (pass == 1)) {
-        p.in.size[k] = xb.size[d];
-        p.in.stride[k++] = xb.stride[d];
-      }
-  p.reduced = 0;
-  for (bool m : mask) p.reduced += m;
+  p.reduced = kernels::reduced_dims_last(x.buf(), mask, p.in);
   p.out = r.out.buf();
   if (op == ReduceOp::max || op == ReduceOp::min) p.idx = r.idx.buf();
   kernels::reduce_family().run_version(version, p);
