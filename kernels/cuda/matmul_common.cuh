@@ -16,6 +16,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
 
 #include "core/cuda/check.h"
 #include "core/cuda/stream.h"
@@ -168,5 +170,29 @@ __host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + 
 // The stream GEMMs (ours and cuBLAS) launch on: this thread's current stream, as every other
 // kernel (core/cuda/stream.h).
 inline cudaStream_t gemm_stream() { return ::tessel::cuda::current_stream(); }
+
+// Batch strides of 8 elements (16 bytes in bf16/f16) or a batch of one: what the tensor-core
+// rungs' 16-byte loads need of every batch's base address.
+inline bool batch_strides_aligned(const GemmArgs& g, const int64_t* bs) {
+  for (int d = 0; d < g.nb; ++d)
+    if (g.bsize[d] > 1 && bs[d] % 8 != 0) return false;
+  return true;
+}
+
+// The current device's compute capability as 10 * major + minor (80, 90, ...), 0 when the
+// runtime cannot say; cached per device (the tensor-core rungs ask on every call).
+inline int device_compute_capability() {
+  static std::mutex mu;
+  static std::map<int, int> known;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return 0;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(dev);
+  if (it != known.end()) return it->second;
+  int major = 0, minor = 0;
+  const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess;
+  return known[dev] = ok ? 10 * major + minor : 0;
+}
 
 }  // namespace tessel::kernels::cuda_gemm

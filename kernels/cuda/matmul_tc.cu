@@ -30,8 +30,6 @@
 //
 // Compiled but not yet verified on hardware: no GPU was available when this was written.
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <type_traits>
 
 #include "kernels/cuda/matmul.cuh"
@@ -273,27 +271,6 @@ bool layout_of(int64_t rows_other, int64_t K, int64_t s_other, int64_t s_k, bool
   return false;
 }
 
-bool batch_aligned(const GemmArgs& g, const int64_t* bs) {
-  for (int d = 0; d < g.nb; ++d)
-    if (g.bsize[d] > 1 && bs[d] % 8 != 0) return false;
-  return true;
-}
-
-// Compute capability >= 8.0 on the current device (cached per device).
-bool device_has_mma() {
-  static std::mutex mu;
-  static std::map<int, bool> known;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = known.find(dev);
-  if (it != known.end()) return it->second;
-  int major = 0;
-  const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 8;
-  known[dev] = ok;
-  return ok;
-}
-
 }  // namespace
 
 bool matmul_cuda_tc_accepts(const MatmulParams& p) {
@@ -303,7 +280,7 @@ bool matmul_cuda_tc_accepts(const MatmulParams& p) {
   bool a_k = false, b_k = false;
   if (!layout_of(g.M, g.K, g.sam, g.sak, a_k) || !layout_of(g.N, g.K, g.sbn, g.sbk, b_k)) return false;
   if (reinterpret_cast<uintptr_t>(g.a) % 16 != 0 || reinterpret_cast<uintptr_t>(g.b) % 16 != 0) return false;
-  return batch_aligned(g, g.bsa) && batch_aligned(g, g.bsb) && device_has_mma();
+  return batch_strides_aligned(g, g.bsa) && batch_strides_aligned(g, g.bsb) && device_compute_capability() >= 80;
 }
 
 void matmul_cuda_tc(const MatmulParams& p) {

@@ -34,8 +34,6 @@
 //
 // Compiled but not yet verified on hardware: no GPU was available when this was written.
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <type_traits>
 
 #include "kernels/cuda/matmul.cuh"
@@ -216,29 +214,6 @@ void launch_wgmma(const GemmArgs& g) {
   TESSEL_CUDA_CHECK_LAUNCH("matmul (cuda_wgmma)");
 }
 
-bool aligned_batches(const GemmArgs& g, const int64_t* bs) {
-  for (int d = 0; d < g.nb; ++d)
-    if (g.bsize[d] > 1 && bs[d] % 8 != 0) return false;
-  return true;
-}
-
-// Exactly compute capability 9.0: sm_90a code runs nowhere else (cached per device).
-bool device_is_sm90() {
-  static std::mutex mu;
-  static std::map<int, bool> known;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) return false;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = known.find(dev);
-  if (it != known.end()) return it->second;
-  int major = 0, minor = 0;
-  const bool ok = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-                  minor == 0;
-  known[dev] = ok;
-  return ok;
-}
-
 }  // namespace
 
 bool matmul_cuda_wgmma_accepts(const MatmulParams& p) {
@@ -249,7 +224,8 @@ bool matmul_cuda_wgmma_accepts(const MatmulParams& p) {
   const bool b_ok = (g.sbk == 1 || g.K == 1) && (g.N == 1 || g.sbn % 8 == 0);
   if (!a_ok || !b_ok) return false;
   if (reinterpret_cast<uintptr_t>(g.a) % 16 != 0 || reinterpret_cast<uintptr_t>(g.b) % 16 != 0) return false;
-  return aligned_batches(g, g.bsa) && aligned_batches(g, g.bsb) && device_is_sm90();
+  return batch_strides_aligned(g, g.bsa) && batch_strides_aligned(g, g.bsb) &&
+         device_compute_capability() == 90;  // sm_90a code runs on 9.0 alone
 }
 
 void matmul_cuda_wgmma(const MatmulParams& p) {
