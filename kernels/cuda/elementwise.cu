@@ -25,13 +25,9 @@ namespace tessel::kernels {
 namespace cuda {
 namespace {
 
+// The op's compute, output and input types and its arity: the CPU loop's (elementwise_loop.h).
 template <EwOp OP, class T>
-struct EwTypes {
-  using C = acc_t<T>;
-  using Out = ew_out_t<OP, T>;
-  using In0 = ew_in0_t<OP, T>;
-  static constexpr int arity = OP == EwOp::where ? 3 : (OP >= EwOp::add ? 2 : 1);
-};
+using EwTypes = EwStep<OP, T>;
 
 template <EwOp OP, class T>
 struct EwArgs {
