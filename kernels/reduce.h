@@ -3,7 +3,7 @@
 // The op layer permutes the input so that the kept dims come first and the reduced dims last:
 //   in:  [K0, ..., Kk-1, R0, ..., Rr-1]  (any strides)      out: [K0, ..., Kk-1]
 // and each output element reduces the R = prod(Ri) inputs behind it:
-//   sum   out = sum_r x            mean  out = sum_r x / R
+//   sum   out = sum_r x            mean  out = sum_r x / R          sumsq out = sum_r x^2
 //   max   out = max_r x, idx = first r attaining it (NaN wins: it propagates)
 //   var   out = sum_r (x - mean)^2 / (R - correction)   (two passes: mean first, for accuracy)
 // `idx` (i64, out's shape) receives the flat index within the reduced dims for max/min.
@@ -16,7 +16,7 @@
 
 namespace tessel::kernels {
 
-enum class ReduceOp : uint8_t { sum, mean, max, min, var };
+enum class ReduceOp : uint8_t { sum, mean, max, min, var, sumsq };
 
 struct ReduceParams {
   ReduceOp op;

@@ -46,15 +46,23 @@ inline void reduce_one(const ReduceParams& p, const T* in, int64_t base, int nr,
   StridedCounter<1> it(nr, rsize, st);
   switch (p.op) {
     case ReduceOp::sum:
-    case ReduceOp::mean: {
+    case ReduceOp::mean:
+    case ReduceOp::sumsq: {
+      const bool sq = p.op == ReduceOp::sumsq;
       A acc = 0;
       if (nr == 1) {  // one reduced dim: a plain strided loop the compiler can vectorize
         const T* row = in + base;
         const int64_t s = rstride[0];
 #pragma omp simd reduction(+ : acc)
-        for (int64_t r = 0; r < R; ++r) acc += static_cast<A>(static_cast<acc_t<T>>(row[r * s]));
+        for (int64_t r = 0; r < R; ++r) {
+          const A v = static_cast<A>(static_cast<acc_t<T>>(row[r * s]));
+          acc += sq ? v * v : v;
+        }
       } else {
-        for (int64_t r = 0; r < R; ++r, it.next()) acc += static_cast<A>(static_cast<acc_t<T>>(in[base + it.off[0]]));
+        for (int64_t r = 0; r < R; ++r, it.next()) {
+          const A v = static_cast<A>(static_cast<acc_t<T>>(in[base + it.off[0]]));
+          acc += sq ? v * v : v;
+        }
       }
       if (p.op == ReduceOp::mean) acc = static_cast<A>(acc / static_cast<A>(R));
       *out = static_cast<O>(static_cast<acc_t<O>>(acc));

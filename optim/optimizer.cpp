@@ -6,6 +6,8 @@
 #include "autograd/ops/copy.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/reduce.h"
+#include "autograd/ops/shape.h"
+#include "autograd/ops/view.h"
 
 namespace tessel::optim {
 
@@ -164,12 +166,21 @@ Lamb::Lamb(std::vector<ParamGroup> groups, AdamOptions o)
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   check(max_norm > 0, "clip_grad_norm", "max_norm must be positive, got ", max_norm);
   NoGradGuard ng;
-  double total = 0;
+  // One pass over each gradient (squares summed in f64 on the CPU), and the per-tensor terms
+  // summed where they lie, so a GPU is synchronized once, not once per parameter.
+  std::vector<Tensor> terms;
+  bool one_device = true;
   for (const Tensor& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    Tensor g64 = to_dtype(g, DType::f64);
-    total += sum(mul(g64, g64)).item();
+    terms.push_back(reshape(to_dtype(sum_squares(g), DType::f64), {1}));
+    one_device = one_device && terms.back().device() == terms.front().device();
+  }
+  double total = 0;
+  if (one_device && !terms.empty()) {
+    total = sum(cat(terms, 0)).item();
+  } else {
+    for (const Tensor& t : terms) total += t.item();
   }
   total = std::sqrt(total);
   if (total > max_norm) {

@@ -48,7 +48,7 @@ struct ReduceResult {
 ReduceResult run_reduce(ReduceOp op, const Tensor& x, const std::vector<bool>& m, const char* name,
                         bool want_indices = false, double correction = 1) {
   check(x.defined(), name, "got an undefined tensor");
-  if (op == ReduceOp::mean || op == ReduceOp::var)
+  if (op == ReduceOp::mean || op == ReduceOp::var || op == ReduceOp::sumsq)
     check(is_floating(x.dtype()), name, "expected a floating tensor, got ", dtype_name(x.dtype()), " of shape ",
           x.sizes());
   DType out_t = x.dtype();
@@ -118,6 +118,18 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   if (needs_grad({x}))
     record("mean", y, {x}, [sz = x.sizes(), m, n = r.count](const Tensor& g, const Tensor&) {
       return TensorList{expand_back(g / static_cast<double>(n), sz, m)};
+    });
+  return y;
+}
+
+Tensor sum_squares(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  auto m = reduce_mask(x, dims, "sum_squares");
+  Tensor y = finish(run_reduce(ReduceOp::sumsq, x, m, "sum_squares").out, x.sizes(), m, keepdim);
+  // d/dx sum x^2 = 2 x
+  if (needs_grad({x}))
+    record("sum_squares", y, {x}, [sx = Saved(x, "sum_squares"), m](const Tensor& g, const Tensor&) {
+      const Tensor& x = sx.get();
+      return TensorList{expand_back(g, x.sizes(), m) * x * 2.0};
     });
   return y;
 }

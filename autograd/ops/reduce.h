@@ -11,6 +11,9 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 // Variance with `correction` subtracted from the count (1: unbiased, 0: population).
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims = {}, double correction = 1, bool keepdim = false);
+// Sum of squares over dims, in one pass (f64 accumulation on the CPU): the terms of a 2-norm,
+// e.g. the global gradient norm that clipping needs. Floating inputs only.
+Tensor sum_squares(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 // Largest/smallest values over dims; ties share the gradient evenly.
 Tensor amax(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);
 Tensor amin(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim = false);

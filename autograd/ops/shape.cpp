@@ -10,12 +10,17 @@ namespace tessel {
 
 namespace {
 
-// "[2, 3], [2, 4], [1, 3]": every input's shape, for error messages.
-std::string shapes_str(const std::vector<Tensor>& ts) {
-  std::ostringstream os;
-  for (size_t i = 0; i < ts.size(); ++i) os << (i ? ", " : "") << shape_str(ts[i].sizes());
-  return os.str();
+// "[2, 3], [2, 4], [1, 3]": every input's shape, for error messages. Printed only when a check
+// fails (check() formats its parts lazily): building the string up front cost cat O(n^2) time
+// in the number of inputs on every call.
+struct ShapesOf {
+  const std::vector<Tensor>& ts;
+};
+std::ostream& operator<<(std::ostream& os, const ShapesOf& s) {
+  for (size_t i = 0; i < s.ts.size(); ++i) os << (i ? ", " : "") << shape_str(s.ts[i].sizes());
+  return os;
 }
+ShapesOf shapes_str(const std::vector<Tensor>& ts) { return {ts}; }
 
 void check_list(const std::vector<Tensor>& ts, const char* op) {
   check(!ts.empty(), op, "expected a non-empty list of tensors");

@@ -71,6 +71,13 @@ void contiguous_row(const ReduceParams& p, const T* row, int64_t R, O* out, int6
       *out = static_cast<O>(static_cast<acc_t<O>>(acc));
       break;
     }
+    case ReduceOp::sumsq: {  // a gradient norm's terms: one pass, squares summed in f64 lanes
+      A acc = 0;
+#pragma omp simd simdlen(16) reduction(+ : acc)
+      for (int64_t r = 0; r < R; ++r) acc += load(r) * load(r);
+      *out = static_cast<O>(static_cast<acc_t<O>>(acc));
+      break;
+    }
     case ReduceOp::max:
     case ReduceOp::min: {
       const bool want_max = p.op == ReduceOp::max;

@@ -143,10 +143,14 @@ __device__ void reduce_output(const ReduceArgs& a, int64_t k, bool active, int t
   const T* in = static_cast<const T*>(a.in) + off[0];
   const int64_t R = active ? a.R : 0;
   const bool writer = active && t0 == 0;
-  if (a.op == ReduceOp::sum || a.op == ReduceOp::mean) {
+  if (a.op == ReduceOp::sum || a.op == ReduceOp::mean || a.op == ReduceOp::sumsq) {
     using A = sum_acc_t<T>;
+    const bool sq = a.op == ReduceOp::sumsq;
     A acc = 0;
-    for (int64_t r = t0; r < R; r += nthreads) acc += static_cast<A>(load(in + a.row.at(r)));
+    for (int64_t r = t0; r < R; r += nthreads) {
+      const A v = static_cast<A>(load(in + a.row.at(r)));
+      acc += sq ? v * v : v;
+    }
     acc = combine_sum<M>(acc, scratch);
     if (writer) {
       if constexpr (std::is_integral_v<A>) {

@@ -13,6 +13,7 @@ TEST_SUITE("autograd") {
         INFO("keepdim ", keep, " dims ", shape_str(dims));
         CHECK_GRADCHECK([&](const TensorList& v) { return sum(v[0], dims, keep); }, {x});
         CHECK_GRADCHECK([&](const TensorList& v) { return mean(v[0], dims, keep); }, {x});
+        CHECK_GRADCHECK([&](const TensorList& v) { return sum_squares(v[0], dims, keep); }, {x});
         CHECK_GRADCHECK([&](const TensorList& v) { return var(v[0], dims, 1, keep); }, {x});
         CHECK_GRADCHECK([&](const TensorList& v) { return var(v[0], dims, 0, keep); }, {x});
         CHECK_GRADCHECK([&](const TensorList& v) { return amax(v[0], dims, keep); }, {x});
@@ -29,6 +30,10 @@ TEST_SUITE("autograd") {
     CHECK(sum(x, {0}).to_vector<float>() == std::vector<float>{6, 4, 2});
     CHECK(sum(x, {1}, true).sizes() == Shape{2, 1});
     CHECK(mean(x, {1}).to_vector<float>() == std::vector<float>{8.0f / 3, 4.0f / 3});
+    CHECK(sum_squares(x).item() == 1 + 25 + 4 + 25 + 1 + 0);
+    CHECK(sum_squares(x, {0}).to_vector<float>() == std::vector<float>{26, 26, 4});
+    CHECK_THROWS_WITH_AS(sum_squares(from_vector({1, 2}, {2}, {.dtype = DType::i64})), doctest::Contains("sum_squares"),
+                         Error);
     auto m = max(x, 1);
     CHECK(m.values.to_vector<float>() == std::vector<float>{5, 5});
     CHECK(m.indices.to_vector<int64_t>() == std::vector<int64_t>{1, 0});

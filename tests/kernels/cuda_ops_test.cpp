@@ -206,16 +206,17 @@ TEST_SUITE("kernels/cuda") {
     CHECK(runs > 500);
   }
 
-  TEST_CASE("cuda reduce: sum, mean, max, min, var equal ref over inner, outer and mixed dims") {
+  TEST_CASE("cuda reduce: sum, mean, max, min, var, sumsq equal ref over inner, outer and mixed dims") {
     TESSEL_REQUIRE_CUDA();
-    const ReduceOp ops[] = {ReduceOp::sum, ReduceOp::mean, ReduceOp::max, ReduceOp::min, ReduceOp::var};
+    const ReduceOp ops[] = {ReduceOp::sum, ReduceOp::mean, ReduceOp::max,
+                            ReduceOp::min, ReduceOp::var,  ReduceOp::sumsq};
     const DType dtypes[] = {DType::f32, DType::f64, DType::bf16, DType::i32};
     const std::vector<Shape> shapes = {{1, 1, 1}, {7, 3, 31}, {33, 1, 65}, {2, 127, 7}, {3, 2, 1000}, {1, 1, 5000}};
     const std::vector<std::vector<bool>> masks = {
         {false, false, true}, {true, false, false}, {true, false, true}, {false, true, false}, {true, true, true}};
     for (ReduceOp op : ops)
       for (DType dt : dtypes) {
-        if (!is_floating(dt) && (op == ReduceOp::mean || op == ReduceOp::var)) continue;
+        if (!is_floating(dt) && (op == ReduceOp::mean || op == ReduceOp::var || op == ReduceOp::sumsq)) continue;
         for (const Shape& s : shapes)
           for (const auto& mask : masks)
             for (int layout = 0; layout < 2; ++layout) {

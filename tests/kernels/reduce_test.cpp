@@ -46,8 +46,9 @@ TEST_SUITE("kernels") {
           std::vector<bool> mask(nd);
           for (size_t d = 0; d < nd; ++d) mask[d] = (bits >> d) & 1u;
           for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::i32}) {
-            for (ReduceOp op : {ReduceOp::sum, ReduceOp::mean, ReduceOp::max, ReduceOp::min, ReduceOp::var}) {
-              if (!is_floating(dt) && (op == ReduceOp::mean || op == ReduceOp::var)) continue;
+            for (ReduceOp op :
+                 {ReduceOp::sum, ReduceOp::mean, ReduceOp::max, ReduceOp::min, ReduceOp::var, ReduceOp::sumsq}) {
+              if (!is_floating(dt) && (op == ReduceOp::mean || op == ReduceOp::var || op == ReduceOp::sumsq)) continue;
               bool strided = (bits + nd) % 2 == 0;
               Tensor x = strided ? noncontig_randn(s, DType::f32) : randn(s);
               if (!is_floating(dt)) x = x * 10.0;

@@ -181,6 +181,22 @@ TEST_SUITE("optim") {
     CHECK(b.grad().item() == doctest::Approx(0.8).epsilon(1e-5));
     CHECK(clip_grad_norm({a, b}, 10.0) == doctest::Approx(1.0).epsilon(1e-5));  // below: unchanged
     CHECK(a.grad().item() == doctest::Approx(0.6).epsilon(1e-5));
+    // f32 gradients of several shapes (one parameter without a gradient, one f64): the norm is
+    // the f64 norm of all of them, and each is scaled by the same factor.
+    manual_seed(3);
+    std::vector<Tensor> ps = {zeros({33, 65}), zeros({7}), zeros({2, 3, 5}), zeros({4}, {.dtype = DType::f64})};
+    double want = 0;
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (i == 1) continue;
+      ps[i].set_grad(to_dtype(randn(ps[i].sizes()), ps[i].dtype()));
+      for (double g : to_dtype(ps[i].grad(), DType::f64).to_vector<double>()) want += g * g;
+    }
+    want = std::sqrt(want);
+    const Tensor before = clone(ps[0].grad());
+    CHECK(clip_grad_norm(ps, 2.0) == doctest::Approx(want).epsilon(1e-6));
+    CHECK_CLOSE(ps[0].grad(), before * (2.0 / (want + 1e-6)), 1e-6, 1e-6);
+    CHECK(!ps[1].grad().defined());
+    CHECK(clip_grad_norm(ps, 1e9) == doctest::Approx(2.0).epsilon(1e-5));
   }
 
   TEST_CASE("learning-rate schedules") {
