@@ -13,8 +13,8 @@
 //
 // The epilogue (bias, then the activation) runs on each block of C while it is still in
 // cache, so a layer y = act(x W^T + b) reads and writes its output once instead of three
-// times. `bias` is absent when bias.data == nullptr; otherwise it is 1-d of size N with any
-// stride and C's dtype.
+// times; with `pre` set it also stores the pre-activation beside it (for the backward). `bias` is absent when bias.data
+// == nullptr; otherwise it is 1-d of size N with any stride and C's dtype.
 //
 // dtypes: A, B, C (and bias) share one dtype: f32, f64, bf16 or f16. The narrow formats
 // accumulate in f32 and round once, when C is written (acc_t<T>).
@@ -55,6 +55,11 @@ struct MatmulParams {
   double beta = 0;
   Buf bias;  // [N] or absent (data == nullptr)
   Activation act = Activation::none;
+  // Optional (CPU versions only): also store the pre-activation z = alpha A B + beta C + bias
+  // here, C's sizes and strides, not overlapping C. The training path of linear(x, w, b, act)
+  // keeps z for the activation's gradient, written while the tile is in cache instead of by a
+  // second GEMM in backward.
+  Buf pre;
 };
 
 // The activations of the epilogue, in the accumulation type (float or double). Every version

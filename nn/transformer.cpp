@@ -1,6 +1,7 @@
 #include "nn/transformer.h"
 
 #include <cmath>
+#include <optional>
 
 #include "autograd/engine.h"
 #include "autograd/ops/attention.h"
@@ -43,6 +44,20 @@ Tensor MultiHeadAttention::forward(const Tensor& x) {
 Mlp::Mlp(int64_t dim, int64_t hidden, Activation a) : Module("Mlp"), act(a) {
   fc1 = register_module("fc1", std::make_shared<Linear>(dim, hidden));
   fc2 = register_module("fc2", std::make_shared<Linear>(hidden, dim));
+}
+
+Tensor Mlp::forward(const Tensor& x) {
+  std::optional<kernels::Activation> fused;
+  switch (act) {
+    case Activation::relu: fused = kernels::Activation::relu; break;
+    case Activation::gelu: fused = kernels::Activation::gelu_erf; break;
+    case Activation::gelu_tanh: fused = kernels::Activation::gelu_tanh; break;
+    case Activation::silu: fused = kernels::Activation::silu; break;
+    case Activation::tanh:
+    case Activation::sigmoid: break;
+  }
+  Tensor h = fused ? linear(x, fc1->weight, fc1->bias, *fused) : activate(fc1->forward(x), act);
+  return fc2->forward(h);
 }
 
 std::shared_ptr<Module> make_ffn(const BlockConfig& c) {

@@ -30,7 +30,8 @@ class MultiHeadAttention : public Module {
 class Mlp : public Module {
  public:
   Mlp(int64_t dim, int64_t hidden, Activation act = Activation::gelu);
-  Tensor forward(const Tensor& x) override { return fc2->forward(activate(fc1->forward(x), act)); }
+  // fc1's bias and activation run in its GEMM's epilogue where the activation has a fused form.
+  Tensor forward(const Tensor& x) override;
   std::shared_ptr<Linear> fc1, fc2;
   Activation act;
 };

@@ -118,6 +118,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activat
   const int64_t rows = shape_numel(Shape(x.sizes().begin(), x.sizes().end() - 1));
   Shape out = x.sizes();
   out.back() = N;
+  std::vector<Tensor> inputs = {x, weight};
+  if (bias.defined()) inputs.push_back(bias);
+  const bool grad = needs_grad(inputs);
+  // Training on the CPU with a smooth activation: the GEMM's epilogue also stores the
+  // pre-activation z (in cache, beside y), which the backward needs for act'(z). Elsewhere
+  // (CUDA, or relu, whose gradient needs only y) nothing of size y is saved and the backward
+  // recomputes z.
+  const bool keep_z = grad && x.device().is_cpu() && act != Activation::none && act != Activation::relu;
+  Tensor z;
   Tensor y;
   {
     NoGradGuard no_grad;  // the views below are internal: one node for the whole layer
@@ -129,21 +138,28 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activat
     p.c = y2.buf();
     if (bias.defined()) p.bias = bias.buf();
     p.act = act;
+    if (keep_z) {
+      z = empty({rows, N}, {.dtype = x.dtype(), .device = x.device()});
+      p.pre = z.buf();
+    }
     kernels::matmul_family().run(x.device().type, p);
     y = reshape(y2, out);
   }
-  std::vector<Tensor> inputs = {x, weight};
-  if (bias.defined()) inputs.push_back(bias);
-  if (needs_grad(inputs)) {
+  if (grad) {
     const bool rx = x.requires_grad(), rw = weight.requires_grad(), rb = bias.defined() && bias.requires_grad();
     const bool has_bias = bias.defined();
     record(
         "linear", y, inputs,
         [act, rx, rw, rb, has_bias, rows, K, N, sx = Saved(x, "linear"), sw = Saved(weight, "linear"),
-         sb = bias.defined() ? Saved(bias, "linear") : Saved()](const Tensor& g, const Tensor& y_out) {
+         sb = bias.defined() ? Saved(bias, "linear") : Saved(),
+         z = std::move(z)](const Tensor& g, const Tensor& y_out) {
           const Tensor xs = sx.get(), ws = sw.get();
-          // dz = act'(z) * g; z is recomputed (differentiably, so double backward works)
-          auto pre = [&] { return linear(xs, ws, sb.get(), Activation::none); };
+          // dz = act'(z) * g, with the z the forward kept; or z recomputed, differentiably, when
+          // there is none or this backward is itself being recorded (double backward).
+          auto pre = [&] {
+            if (z.defined() && !GradMode::is_enabled()) return reshape(z, y_out.sizes());
+            return linear(xs, ws, sb.get(), Activation::none);
+          };
           Tensor dz;
           switch (act) {
             case Activation::none: dz = g; break;

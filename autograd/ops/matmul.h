@@ -19,9 +19,11 @@
 // linear(x, weight, bias, act): y = act(x @ weight^T + bias) in ONE kernel call — the bias and
 // the activation run in the GEMM's epilogue on each tile while it is in cache, so the layer
 // reads and writes y once (kernels/matmul.h). act: none, relu, gelu_tanh, gelu_erf, silu.
-// Backward: dz = act'(z) * dy, where the pre-activation z is recomputed (one more GEMM: nothing
-// of size y is saved; relu needs no recomputation, since z > 0 exactly where y > 0), then
-// dx = dz @ weight, dweight = dz^T @ x (over all leading dims), dbias = dz summed over rows.
+// Backward: dz = act'(z) * dy, then dx = dz @ weight, dweight = dz^T @ x (over all leading
+// dims), dbias = dz summed over rows. The pre-activation z: on the CPU the GEMM's epilogue
+// stores it beside y when a gradient will be needed (as the unfused act(linear(...)) would keep
+// it, but written from cache); on CUDA it is recomputed by one more GEMM (nothing of size y is
+// saved), and so it is for a double backward. relu needs no z: z > 0 exactly where y > 0.
 #pragma once
 #include "core/tensor.h"
 #include "kernels/matmul.h"

@@ -51,6 +51,7 @@ void gemm_blocked(const MatmulParams& p) {
       const T* Ab = p.a.ptr<T>() + it.off[0] + i0 * sa0;
       const T* Bb = p.b.ptr<T>() + it.off[1];
       T* Cb = p.c.ptr<T>() + it.off[2] + i0 * sc0;
+      T* Zb = p.pre.data ? p.pre.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;  // same strides as C
       for (int64_t j0 = 0; j0 < N; j0 += kNB) {
         const int64_t nbk = std::min(kNB, N - j0);
         std::fill(acc.begin(), acc.end(), A(0));
@@ -74,6 +75,7 @@ void gemm_blocked(const MatmulParams& p) {
             A v = alpha * acc[i * kNB + j];
             if (beta != A(0)) v += beta * static_cast<A>(c);
             if (bias) v += static_cast<A>(bias[(j0 + j) * sbias]);
+            if (Zb) Zb[i * sc0 + (j0 + j) * sc1] = static_cast<T>(v);
             c = static_cast<T>(apply_activation(v, p.act));
           }
       }

@@ -22,6 +22,7 @@ void matmul_ref(const MatmulParams& p) {
       const T* A = p.a.ptr<T>() + it.off[0];
       const T* B = p.b.ptr<T>() + it.off[1];
       T* C = p.c.ptr<T>() + it.off[2];
+      T* Z = p.pre.data ? p.pre.ptr<T>() + it.off[2] : nullptr;  // same strides as C
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
           double acc = 0;
@@ -32,6 +33,7 @@ void matmul_ref(const MatmulParams& p) {
           double v = p.alpha * acc;
           if (p.beta != 0) v += p.beta * static_cast<double>(static_cast<acc_t<T>>(c));
           if (bias) v += static_cast<double>(static_cast<acc_t<T>>(bias[j * p.bias.stride[0]]));
+          if (Z) Z[i * sc[0] + j * sc[1]] = static_cast<T>(static_cast<acc_t<T>>(v));
           v = apply_activation(v, p.act);
           c = static_cast<T>(static_cast<acc_t<T>>(v));
         }

@@ -285,6 +285,46 @@ TEST_SUITE("kernels") {
         }
   }
 
+  TEST_CASE("matmul: the pre-activation output (MatmulParams::pre) of every CPU version") {
+    // With pre set, C gets act(z) and pre gets z = alpha A B + beta C + bias. z must equal what
+    // the same version writes to C with no activation (bitwise: the same summation), and C what
+    // it writes without pre (close: without pre, cpu_avx512 may take its skinny kernels).
+    ThreadsGuard guard;
+    using kernels::Activation;
+    int n = 0;
+    for (DType t : {DType::f32, DType::f64, DType::bf16})
+      for (Activation act : {Activation::relu, Activation::gelu_erf, Activation::silu, Activation::gelu_tanh})
+        for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{7, 300, 31}, std::tuple{70, 40, 600}}) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          const Tensor a = operand({M, K}, t, n % 3, false), b = operand({K, N}, t, (n + 1) % 3, false);
+          const Tensor bias = randn({N}, {.dtype = t});
+          const bool ct = n % 4 == 0;  // a transposed C (and pre) every fourth case
+          auto poisoned = [&] {
+            Tensor c = output_like({M, N}, t, ct);
+            fill_raw(c, std::nan(""));
+            return c;
+          };
+          for (const auto& v : versions()) {
+            INFO("version ", v, " dtype ", std::string(dtype_name(t)), " act ",
+                 std::string(kernels::activation_name(act)), " M N K ", M, " ", N, " ", K, " c transposed ", ct);
+            Tensor c = poisoned(), z = poisoned(), c_plain = poisoned(), z_plain = poisoned(), z_again = poisoned();
+            kernels::MatmulParams p = params(a, b, c, 1.0, 0.0, bias, act);
+            p.pre = z.buf();
+            if (!kernels::matmul_family().accepts(v, p)) continue;
+            kernels::matmul_family().run_version(v, p);
+            kernels::MatmulParams q = params(a, b, z_plain, 1.0, 0.0, bias, Activation::none);
+            q.pre = z_again.buf();
+            kernels::matmul_family().run_version(v, q);
+            CHECK_EQUAL_TENSOR(z, z_plain);
+            CHECK_EQUAL_TENSOR(z_again, z_plain);
+            kernels::matmul_family().run_version(v, params(a, b, c_plain, 1.0, 0.0, bias, act));
+            const double tol = t == DType::bf16 ? 2e-2 : t == DType::f32 ? 1e-5 : 1e-12;
+            CHECK_CLOSE(c, c_plain, tol, tol);
+          }
+        }
+  }
+
   TEST_CASE("matmul: small-integer operands are exact in any summation order") {
     ThreadsGuard guard;
     for (int threads : {1, 2}) {
