@@ -1,5 +1,6 @@
 #include "core/caching_allocator.h"
 
+#include <algorithm>
 #include <tuple>
 
 #include "core/error.h"
@@ -17,6 +18,10 @@ CachingAllocator::CachingAllocator(RawBackend& backend, std::string name, int64_
 
 CachingAllocator::~CachingAllocator() {
   std::lock_guard<std::mutex> lock(mu_);
+  try {
+    process_pending_locked(/*wait=*/true);
+  } catch (...) {  // a failing device at teardown: the pending blocks are simply not returned
+  }
   release_free_segments_locked();
   // What is left is live blocks and the free pieces of their segments. The live memory belongs
   // to whoever still holds it, so only the bookkeeping goes.
@@ -35,13 +40,14 @@ void* CachingAllocator::allocate(size_t bytes, uint64_t stream) {
   const bool small = size < kSmallLimit;
   std::lock_guard<std::mutex> lock(mu_);
   if (size == SIZE_MAX) fail_oom_locked(bytes, "the request cannot be addressed");
+  if (!pending_.empty()) process_pending_locked(/*wait=*/false);
   Block* b = find_free_locked(size, small, stream);
   if (!b) b = new_segment_locked(size, small, stream, bytes);
   // Split off the rest when it is big enough to serve another request of the same pool; a
   // smaller rest stays inside the block as slack (counted in its size).
   const size_t rest = b->size - size;
   if (small ? rest >= kRound : rest > kSmallLimit) {
-    auto* r = new Block{b->ptr + size, rest, stream, small, false, b, b->next};
+    auto* r = new Block{b->ptr + size, rest, stream, small, false, b, b->next, {}};
     if (b->next) b->next->prev = r;
     b->next = r;
     b->size = size;
@@ -63,9 +69,54 @@ void CachingAllocator::deallocate(void* p) {
   if (it == live_.end()) fail(name_.c_str(), "deallocate: ", p, " is not a live block of this allocator");
   Block* b = it->second;
   live_.erase(it);
+  ++st_.free_count;
+  if (!b->other_streams.empty()) {
+    // Used on other streams: it stays allocated (so no neighbour merges into it) and counted in
+    // use until the work queued there so far has run.
+    Pending pend{b, {}};
+    for (uint64_t s : b->other_streams) pend.events.push_back(backend_.record_event(s));
+    b->other_streams.clear();
+    pending_.push_back(std::move(pend));
+    st_.pending_count = static_cast<int64_t>(pending_.size());
+    return;
+  }
+  free_block_locked(b);
+}
+
+void CachingAllocator::record_stream(void* p, uint64_t stream) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(p);
+  if (it == live_.end()) fail(name_.c_str(), "record_stream: ", p, " is not a live block of this allocator");
+  Block* b = it->second;
+  if (stream == b->stream) return;
+  if (std::find(b->other_streams.begin(), b->other_streams.end(), stream) == b->other_streams.end())
+    b->other_streams.push_back(stream);
+}
+
+void CachingAllocator::process_pending_locked(bool wait) {
+  for (size_t i = 0; i < pending_.size();) {
+    Pending& pend = pending_[i];
+    bool done = true;
+    for (void* e : pend.events) {
+      if (wait) backend_.wait_event(e);
+      done = done && (wait || backend_.event_done(e));
+    }
+    if (!done) {
+      ++i;
+      continue;
+    }
+    for (void* e : pend.events) backend_.destroy_event(e);
+    Block* b = pend.block;
+    if (i + 1 != pending_.size()) pending_[i] = std::move(pending_.back());
+    pending_.pop_back();
+    free_block_locked(b);
+  }
+  st_.pending_count = static_cast<int64_t>(pending_.size());
+}
+
+void CachingAllocator::free_block_locked(Block* b) {
   b->allocated = false;
   st_.current_bytes -= static_cast<int64_t>(b->size);
-  ++st_.free_count;
   // Merge with free neighbours; a neighbour leaves the free set before its size changes (the
   // set is ordered by size).
   if (Block* a = b->prev; a && !a->allocated) {
@@ -88,7 +139,7 @@ void CachingAllocator::deallocate(void* p) {
 }
 
 CachingAllocator::Block* CachingAllocator::find_free_locked(size_t size, bool small, uint64_t stream) {
-  Block probe{nullptr, size, stream, small, false, nullptr, nullptr};
+  Block probe{nullptr, size, stream, small, false, nullptr, nullptr, {}};
   auto it = free_.lower_bound(&probe);
   if (it == free_.end() || (*it)->small != small || (*it)->stream != stream) return nullptr;
   Block* b = *it;
@@ -108,11 +159,13 @@ CachingAllocator::Block* CachingAllocator::new_segment_locked(size_t size, bool 
            (seg > static_cast<uint64_t>(limit_) || st_.reserved_bytes + static_cast<int64_t>(seg) > limit_);
   };
   if (over_limit()) {
+    process_pending_locked(/*wait=*/true);  // memory is short: wait for blocks other streams hold
     release_free_segments_locked();
     if (over_limit()) fail_oom_locked(requested, "a new segment would pass the memory limit");
   }
   void* p = backend_.raw_alloc(seg);
   if (!p) {  // the device is full: give back what is cached and try once more
+    process_pending_locked(/*wait=*/true);
     release_free_segments_locked();
     p = backend_.raw_alloc(seg);
     if (!p) fail_oom_locked(requested, "the device has no memory left for a new segment");
@@ -120,7 +173,7 @@ CachingAllocator::Block* CachingAllocator::new_segment_locked(size_t size, bool 
   ++st_.raw_alloc_count;
   ++st_.segment_count;
   st_.reserved_bytes += static_cast<int64_t>(seg);
-  return new Block{static_cast<char*>(p), seg, stream, small, false, nullptr, nullptr};
+  return new Block{static_cast<char*>(p), seg, stream, small, false, nullptr, nullptr, {}};
 }
 
 void CachingAllocator::release_free_segments_locked() {
@@ -148,6 +201,7 @@ void CachingAllocator::fail_oom_locked(size_t requested, const char* why) {
 
 void CachingAllocator::empty_cache() {
   std::lock_guard<std::mutex> lock(mu_);
+  process_pending_locked(/*wait=*/true);
   release_free_segments_locked();
 }
 

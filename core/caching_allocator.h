@@ -13,7 +13,11 @@
 //   cannot fragment the big segments.
 // - Streams: a block belongs to the stream it was allocated on; a freed block is reused only by
 //   requests on that stream, where stream order makes the reuse safe without synchronizing.
-//   (Using a block on another stream too is the caller's business: not tracked here.)
+//   A block also used on other streams is declared with record_stream(); when it is freed, an
+//   event is recorded on each of those streams, and the block returns to the free list only
+//   once they have all passed (polled at the next allocate; empty_cache and the destructor
+//   wait) — the free is never held up, and the memory is never reused under a kernel that
+//   still reads it.
 // - Best fit: the smallest free block of the right pool and stream that is large enough; if the
 //   rest is big enough to be useful (>= 512 B small, > 1 MiB large) it is split off as a free block.
 // - Freeing merges the block with free neighbours of the same segment, so A B C allocated from
@@ -32,6 +36,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace tessel {
 
@@ -41,6 +46,19 @@ struct RawBackend {
   virtual ~RawBackend() = default;
   virtual void* raw_alloc(size_t bytes) = 0;
   virtual void raw_free(void* p) = 0;
+  // Events for record_stream (a cudaEvent_t for CUDA): record_event marks the work queued on
+  // `stream` so far; event_done polls it, wait_event blocks until it is done, destroy_event
+  // releases it. The defaults suit a backend without streams: nothing is ever pending.
+  virtual void* record_event(uint64_t stream) {
+    (void)stream;
+    return nullptr;
+  }
+  virtual bool event_done(void* event) {
+    (void)event;
+    return true;
+  }
+  virtual void wait_event(void* event) { (void)event; }
+  virtual void destroy_event(void* event) { (void)event; }
 };
 
 struct CachingAllocatorStats {
@@ -53,6 +71,7 @@ struct CachingAllocatorStats {
   int64_t raw_free_count = 0;    // backend raw_free calls
   int64_t segment_count = 0;     // segments held now
   int64_t free_block_count = 0;  // cached free blocks now
+  int64_t pending_count = 0;     // freed blocks still waiting for other streams (record_stream)
 };
 
 class CachingAllocator {
@@ -72,6 +91,9 @@ class CachingAllocator {
   // cudaStream_t). Never null; throws tessel::Error when out of memory.
   void* allocate(size_t bytes, uint64_t stream = 0);
   void deallocate(void* p);  // p from allocate(); null is ignored; unknown pointers throw
+  // The live block at p is also used by work on `stream` (its own stream needs no record).
+  // Unknown pointers throw.
+  void record_stream(void* p, uint64_t stream);
   void empty_cache();
   void set_memory_limit(int64_t bytes);  // 0: none; negative throws
   int64_t memory_limit() const;
@@ -90,12 +112,19 @@ class CachingAllocator {
     bool allocated = false;
     Block* prev = nullptr;  // neighbours inside the same segment (address order)
     Block* next = nullptr;
+    std::vector<uint64_t> other_streams;  // record_stream() while live
+  };
+  struct Pending {  // freed, waiting for the events recorded on its other streams
+    Block* block;
+    std::vector<void*> events;
   };
   struct ByStreamSize {  // free-list order: pool, stream, size, address
     bool operator()(const Block* a, const Block* b) const;
   };
 
   Block* find_free_locked(size_t size, bool small, uint64_t stream);
+  void free_block_locked(Block* b);        // merge with free neighbours, into the free set
+  void process_pending_locked(bool wait);  // free the pending blocks whose events passed
   Block* new_segment_locked(size_t size, bool small, uint64_t stream, size_t requested);
   void release_free_segments_locked();
   [[noreturn]] void fail_oom_locked(size_t requested, const char* why);
@@ -106,6 +135,7 @@ class CachingAllocator {
   int64_t limit_ = 0;
   std::set<Block*, ByStreamSize> free_;
   std::unordered_map<void*, Block*> live_;
+  std::vector<Pending> pending_;
   CachingAllocatorStats st_;
 };
 

@@ -38,6 +38,33 @@ struct CudaMalloc : RawBackend {
     DeviceGuard guard(device);
     TESSEL_CUDA_CHECK(cudaFree(p));
   }
+  // record_stream's events: timing off (the cheapest kind), recorded on the stream that used
+  // the block, polled with cudaEventQuery.
+  void* record_event(uint64_t stream) override {
+    DeviceGuard guard(device);
+    cudaEvent_t e = nullptr;
+    TESSEL_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    TESSEL_CUDA_CHECK(cudaEventRecord(e, reinterpret_cast<cudaStream_t>(stream)));
+    return e;
+  }
+  bool event_done(void* event) override {
+    DeviceGuard guard(device);
+    const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(event));
+    if (r == cudaErrorNotReady) {
+      (void)cudaGetLastError();  // "not ready" is an answer, not an error: do not leave it pending
+      return false;
+    }
+    TESSEL_CUDA_CHECK(r);
+    return true;
+  }
+  void wait_event(void* event) override {
+    DeviceGuard guard(device);
+    TESSEL_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event)));
+  }
+  void destroy_event(void* event) override {
+    DeviceGuard guard(device);
+    TESSEL_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(event)));
+  }
 };
 
 int64_t env_limit() {
@@ -88,6 +115,12 @@ void hook_copy(void* dst, Device dst_device, const void* src, Device src_device,
 }
 
 }  // namespace
+
+void record_stream(const Tensor& t, cudaStream_t stream) {
+  check(t.defined() && t.device().is_cuda(), "record_stream", "expected a CUDA tensor, got ",
+        t.defined() ? t.device().str() : std::string("an undefined tensor"));
+  allocator(t.device().index, "record_stream").record_stream(t.storage()->data, reinterpret_cast<uint64_t>(stream));
+}
 
 void register_cuda_hooks() {
   DeviceAllocatorHooks h;

@@ -12,10 +12,20 @@
 #pragma once
 #include <cuda_runtime.h>
 
+namespace tessel {
+class Tensor;
+}
+
 namespace tessel::cuda {
 
 cudaStream_t current_stream();
 void set_current_stream(cudaStream_t stream);
+
+// Declares that work on `stream` uses t's memory (t allocated on another stream): when t's
+// storage is freed, the caching allocator will not reuse the memory until the work queued on
+// `stream` by then has finished (core/caching_allocator.h). Needed whenever a tensor made on
+// one stream is read or written by kernels on another.
+void record_stream(const ::tessel::Tensor& t, cudaStream_t stream);
 
 // Makes `stream` current for this scope, restoring the previous one after.
 class StreamGuard {

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "tests/helpers.h"
@@ -44,6 +46,41 @@ struct FakeBackend : tessel::RawBackend {
   }
   ~FakeBackend() override {
     for (auto& [p, n] : live) std::free(p);
+  }
+
+  // Events: each records the stream it was made on; the test decides when a stream's work is
+  // done (done_streams), as a GPU would finish it.
+  struct Event {
+    uint64_t stream;
+    bool destroyed = false;
+  };
+  std::vector<std::unique_ptr<Event>> events;
+  std::set<uint64_t> done_streams;
+  int waits = 0;
+  void* record_event(uint64_t stream) override {
+    events.push_back(std::make_unique<Event>(Event{stream}));
+    return events.back().get();
+  }
+  bool event_done(void* e) override {
+    auto* ev = static_cast<Event*>(e);
+    REQUIRE(!ev->destroyed);
+    return done_streams.count(ev->stream) > 0;
+  }
+  void wait_event(void* e) override {
+    auto* ev = static_cast<Event*>(e);
+    REQUIRE(!ev->destroyed);
+    ++waits;
+    done_streams.insert(ev->stream);  // waiting finishes that stream's work
+  }
+  void destroy_event(void* e) override {
+    auto* ev = static_cast<Event*>(e);
+    REQUIRE(!ev->destroyed);
+    ev->destroyed = true;
+  }
+  int live_events() const {
+    int n = 0;
+    for (auto& e : events) n += !e->destroyed;
+    return n;
   }
 };
 
@@ -300,5 +337,67 @@ TEST_SUITE("core") {
     a.empty_cache();
     CHECK(be.live.empty());
     CHECK(a.stats().reserved_bytes == 0);
+  }
+
+  TEST_CASE("caching allocator: a block used on another stream (record_stream) waits for it") {
+    FakeBackend be;
+    CachingAllocator a(be, "test");
+    constexpr uint64_t s1 = 1, s2 = 2, s3 = 3;
+    void* p = a.allocate(100 * KiB, s1);
+    a.record_stream(p, s2);
+    a.record_stream(p, s2);  // once is enough
+    a.record_stream(p, s1);  // its own stream: nothing to record
+    a.deallocate(p);
+    CHECK(be.events.size() == 1);  // one event, on s2
+    CHECK(be.events[0]->stream == s2);
+    CHECK(a.stats().pending_count == 1);
+    CHECK(a.stats().current_bytes == static_cast<int64_t>(100 * KiB));  // still in use
+    // s2 has not finished: the same request on s1 must get other memory.
+    void* q = a.allocate(100 * KiB, s1);
+    CHECK(q != p);
+    // Once s2 is done, the next allocation frees the block, and it is reused.
+    be.done_streams.insert(s2);
+    a.deallocate(q);
+    void* r = a.allocate(100 * KiB, s1);
+    CHECK(a.stats().pending_count == 0);
+    CHECK(be.live_events() == 0);
+    CHECK((r == p || r == q));
+    a.deallocate(r);
+    CHECK(a.stats().current_bytes == 0);
+
+    // Two other streams: free only after both; empty_cache waits for them and returns the segment.
+    void* big = a.allocate(3 * MiB, s1);
+    a.record_stream(big, s2);
+    a.record_stream(big, s3);
+    be.done_streams.clear();
+    a.deallocate(big);
+    be.done_streams.insert(s2);
+    void* other = a.allocate(3 * MiB, s1);
+    CHECK(other != big);  // s3 still running
+    CHECK(a.stats().pending_count == 1);
+    a.deallocate(other);
+    const int waits = be.waits;
+    a.empty_cache();
+    CHECK(be.waits > waits);
+    CHECK(a.stats().pending_count == 0);
+    CHECK(be.live_events() == 0);
+    CHECK(be.live.empty());
+    CHECK(a.stats().reserved_bytes == 0);
+    CHECK_THROWS_WITH_AS(a.record_stream(big, s2), doctest::Contains("record_stream"), tessel::Error);
+  }
+
+  TEST_CASE("caching allocator: at the memory limit, pending blocks are waited for before failing") {
+    FakeBackend be;
+    CachingAllocator a(be, "test", static_cast<int64_t>(4 * MiB));
+    void* p = a.allocate(3 * MiB, 1);
+    a.record_stream(p, 2);
+    a.deallocate(p);
+    // A second 3 MiB segment would pass the limit; the pending one is waited for, returned, and
+    // its memory serves the request.
+    void* q = a.allocate(3 * MiB, 1);
+    CHECK(be.waits == 1);
+    CHECK(a.stats().pending_count == 0);
+    CHECK(a.stats().reserved_bytes <= static_cast<int64_t>(4 * MiB));
+    a.deallocate(q);
   }
 }

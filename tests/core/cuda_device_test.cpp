@@ -319,5 +319,30 @@ TEST_SUITE("core") {
     done.wait();  // the default stream now waits for `stream`
     for (float v : y.to_vector<float>()) REQUIRE(std::isfinite(v));
   }
+
+  TEST_CASE("cuda: record_stream keeps a freed block from reuse until the other stream's work is done") {
+    TESSEL_REQUIRE_CUDA();
+    CHECK_THROWS_WITH_AS(cuda::record_stream(zeros({3}), nullptr), doctest::Contains("expected a CUDA tensor"), Error);
+    cuda_synchronize();
+    cuda_empty_cache();
+    const CudaMemoryStats s0 = cuda_memory_stats(0);
+    cuda::Stream side;
+    Tensor y;
+    {
+      Tensor x = randn({1 << 20}, {.device = Device::cuda()});  // made on the default stream
+      cuda::record_stream(x, side.get());
+      cuda::StreamGuard guard(side.get());
+      y = x * 2.0;  // read on `side`; x is dropped right after, with that kernel maybe still running
+    }
+    Tensor z = full({1 << 20}, 7.0, {.device = Device::cuda()});  // must not land on x's memory early
+    side.synchronize();
+    cuda_synchronize();
+    CHECK(z.to_vector<float>()[123] == 7.0f);
+    y = Tensor();
+    z = Tensor();
+    cuda_empty_cache();  // waits for the events; nothing leaks
+    CHECK(cuda_memory_stats(0).current_bytes == s0.current_bytes);
+    CHECK(cuda_memory_stats(0).reserved_bytes == s0.reserved_bytes);
+  }
 #endif
 }
