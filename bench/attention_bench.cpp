@@ -52,12 +52,7 @@ void bm_kernel(benchmark::State& state, const std::string& version, AttnShape s,
   f.v = v.buf();
   f.o = o.buf();
   f.lse = lse.buf();
-  kernels::AttentionParams b = f;
-  b.backward = true;
-  b.dout = dout.buf();
-  b.dq = dq.buf();
-  b.dk = dk.buf();
-  b.dv = dv.buf();
+  const kernels::AttentionParams b = kernels::attention_backward_params(f, dout.buf(), dq.buf(), dk.buf(), dv.buf());
   auto step = [&] {
     kernels::attention_family().run_version(version, f);
     if (backward) kernels::attention_family().run_version(version, b);

@@ -57,6 +57,17 @@ struct AttentionParams {
   Buf dq, dk, dv;    // backward: written
 };
 
+// The backward's params from the forward's (same inputs, options, and its o and lse).
+inline AttentionParams attention_backward_params(AttentionParams forward, const Buf& dout, const Buf& dq, const Buf& dk,
+                                                 const Buf& dv) {
+  forward.backward = true;
+  forward.dout = dout;
+  forward.dq = dq;
+  forward.dk = dk;
+  forward.dv = dv;
+  return forward;
+}
+
 // The dtype of the saved log-sum-exp for attention over dtype t.
 inline DType attention_lse_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
 

@@ -138,6 +138,12 @@ inline double rtol_for(DType t) {
   }
 }
 
+// Restores the thread count on scope exit, whatever a test set.
+struct ThreadsGuard {
+  int saved = get_num_threads();
+  ~ThreadsGuard() { set_num_threads(saved); }
+};
+
 // Odd and edge-case sizes the kernels must handle: 1, primes, around powers of two.
 inline const std::vector<int64_t>& odd_sizes() {
   static const std::vector<int64_t> s = {1, 2, 3, 7, 31, 33, 65, 127};

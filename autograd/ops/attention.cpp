@@ -64,9 +64,9 @@ TensorList composed_gradients(const Tensor& g, const Tensor& q, const Tensor& k,
   return {matmul(ds, k) * scale, matmul(transpose(ds, -1, -2), qs), matmul(transpose(P, -1, -2), g)};
 }
 
-// The fused path: q, k, v with one batch shape, on the CPU.
-Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale,
-                       kernels::AttentionParams p) {
+// The fused path: q, k, v with one batch shape, on a device with a kernel that takes them; p
+// holds their Bufs and the options.
+Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, kernels::AttentionParams p) {
   Shape osz = q.sizes();
   osz.back() = v.size(-1);
   Tensor o = empty_in_order_of(q, osz);
@@ -78,30 +78,20 @@ Tensor attention_fused(const Tensor& q, const Tensor& k, const Tensor& v, bool c
   if (needs_grad({q, k, v}))
     record(
         "attention", o, {q, k, v},
-        [sq = Saved(q, "attention"), sk = Saved(k, "attention"), sv = Saved(v, "attention"), lse, causal, scale](
-            const Tensor& g, const Tensor& o) {
+        // Saved: q, k, v (version-checked), o (by record) and lse; the backward reads them
+        // through the forward's Bufs.
+        [sq = Saved(q, "attention"), sk = Saved(k, "attention"), sv = Saved(v, "attention"), lse, p](const Tensor& g,
+                                                                                                     const Tensor&) {
           const Tensor &q = sq.get(), &k = sk.get(), &v = sv.get();
-          if (GradMode::is_enabled()) return composed_gradients(g, q, k, v, causal, scale);
+          if (GradMode::is_enabled()) return composed_gradients(g, q, k, v, p.causal, p.scale);
           Tensor dq = empty_in_order_of(q, q.sizes()), dk = empty_in_order_of(k, k.sizes()),
                  dv = empty_in_order_of(v, v.sizes());
           Tensor dout = g.dtype() == q.dtype() ? g : to_dtype(g, q.dtype());
-          kernels::AttentionParams b;
-          b.backward = true;
-          b.causal = causal;
-          b.scale = scale;
-          b.q = q.buf();
-          b.k = k.buf();
-          b.v = v.buf();
-          b.o = o.buf();
-          b.lse = lse.buf();
-          b.dout = dout.buf();
-          b.dq = dq.buf();
-          b.dk = dk.buf();
-          b.dv = dv.buf();
-          kernels::attention_family().run(q.device().type, b);
+          kernels::attention_family().run(
+              q.device().type, kernels::attention_backward_params(p, dout.buf(), dq.buf(), dk.buf(), dv.buf()));
           return TensorList{dq, dk, dv};
         },
-        true);
+        true);  // saves o (version-checked), which p.o points at
   return o;
 }
 
@@ -129,7 +119,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   p.k = kf.buf();
   p.v = vf.buf();
   if (!kernels::attention_family().can_run(q.device().type, p)) return attention_composed(q, k, v, o);
-  return attention_fused(qf, kf, vf, p.causal, p.scale, p);
+  return attention_fused(qf, kf, vf, p);
 }
 
 Tensor attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& o) {

@@ -56,32 +56,23 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
-#include <utility>
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cpu/simd_vec.h"
 #include "kernels/vec_exp.h"
 
 namespace tessel::kernels {
 namespace {
 
-// Vector width, and how many accumulator registers a product tile may take: 32 vector
-// registers under AVX-512 (24 accumulators + the b row + a broadcast), 16 otherwise.
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-constexpr int kAccRegs = 24;
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-constexpr int kAccRegs = 10;
-#else
-constexpr int kVecBytes = 16;
-constexpr int kAccRegs = 10;
-#endif
+// How many accumulator registers a product tile may take: under AVX-512, 24 of the 32 vector
+// registers (the rest hold the b row and a broadcast); 10 of 16 elsewhere.
+constexpr int kAccRegs = simd_vec::kVecRegs == 32 ? 24 : 10;
 
 template <class A>
 struct Simd {
-  typedef A V __attribute__((vector_size(kVecBytes)));
-  static constexpr int64_t L = kVecBytes / static_cast<int>(sizeof(A));
+  using V = typename simd_vec::Vec<A>::type;
+  static constexpr int64_t L = simd_vec::Vec<A>::lanes;
 };
 
 constexpr int64_t kKeyVecs = 2;    // a key tile is 2 vectors wide: 32 keys in f32 (AVX-512)
@@ -99,53 +90,6 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // allow, at most 16 (e.g. 6 x 4 and 12 x 2 vectors under AVX-512).
 constexpr int max_rows(int nv) { return kAccRegs / nv < 16 ? kAccRegs / nv : 16; }
 
-// A vector of x in every lane, as one initializer list, which GCC makes a single broadcast
-// load (vbroadcastss from memory: a load-port operation). `V{} + x` costs an add (0 + x is not
-// x for x = -0) and a register broadcast that competes with the FMAs for their port; filling
-// the lanes one by one is worse still (GCC emits a masked insert per lane).
-template <class V, class A, size_t... I>
-inline V splat(A x, std::index_sequence<I...>) {
-  return V{((void)I, x)...};
-}
-template <class V, class A>
-inline V splat(A x) {
-  return splat<V>(x, std::make_index_sequence<sizeof(V) / sizeof(A)>());
-}
-
-// C[0:MR, 0:NV vectors] (+)= sum_{k < K} a(i, k) B[k, :], with a(i, k) = a[i * sar + k * sak]
-// and B rows at b + k * ldb. The MR x NV accumulators stay in registers for the whole k loop.
-template <class A, int MR, int NV>
-inline void product_tile(int64_t K, const A* __restrict a, int64_t sar, int64_t sak, const A* __restrict b, int64_t ldb,
-                         A* __restrict c, int64_t ldc, bool accumulate) {
-  using V = typename Simd<A>::V;
-  constexpr int64_t L = Simd<A>::L;
-  V acc[MR][NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      if (accumulate)
-        std::memcpy(&acc[i][v], c + i * ldc + v * L, sizeof(V));
-      else
-        acc[i][v] = V{};
-    }
-  for (int64_t k = 0; k < K; ++k) {
-    V bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) std::memcpy(&bv[v], b + k * ldb + v * L, sizeof(V));
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V av = splat<V>(a[i * sar + k * sak]);
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] += av * bv[v];
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) std::memcpy(c + i * ldc + v * L, &acc[i][v], sizeof(V));
-}
-
 // Rows [0, M) of one NV-vector column strip: full tiles of max_rows(NV), then the leftover
 // (fewer than 16 rows) in tiles of 8, 4, 2 and 1 rows, each used at most once.
 template <class A, int NV>
@@ -153,11 +97,12 @@ void product_strip(int64_t M, int64_t K, const A* a, int64_t sar, int64_t sak, c
                    int64_t ldc, bool accumulate) {
   constexpr int MR = max_rows(NV);
   int64_t i = 0;
-  for (; i + MR <= M; i += MR) product_tile<A, MR, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
+  for (; i + MR <= M; i += MR)
+    simd_vec::fma_tile<A, MR, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
   auto rest = [&]<int H>() {
     if constexpr (H < MR) {
       if (M - i >= H) {
-        product_tile<A, H, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
+        simd_vec::fma_tile<A, H, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
         i += H;
       }
     }

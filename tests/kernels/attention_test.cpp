@@ -16,11 +16,6 @@ using namespace tessel::testing;
 
 namespace {
 
-struct ThreadsGuard {
-  int saved = get_num_threads();
-  ~ThreadsGuard() { set_num_threads(saved); }
-};
-
 // A [B, H, rows, cols] operand in one of three layouts: 0 contiguous; 1 the permuted view of a
 // [B, rows, H, cols] buffer (what MultiHeadAttention passes); 2 a strided view (step-2 slices
 // of a transposed buffer).
@@ -43,6 +38,24 @@ struct Outputs {
   Tensor o, lse, dq, dk, dv;
 };
 
+kernels::AttentionParams forward_params(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
+                                        const Tensor& lse, bool causal, double scale) {
+  kernels::AttentionParams p;
+  p.causal = causal;
+  p.scale = scale;
+  p.q = q.buf();
+  p.k = k.buf();
+  p.v = v.buf();
+  p.o = o.buf();
+  p.lse = lse.buf();
+  return p;
+}
+
+kernels::AttentionParams backward_params(const kernels::AttentionParams& p, const Tensor& dout, const Tensor& dq,
+                                         const Tensor& dk, const Tensor& dv) {
+  return kernels::attention_backward_params(p, dout.buf(), dq.buf(), dk.buf(), dv.buf());
+}
+
 // Runs `version` forward, then backward from `dout` with that forward's own o and lse.
 Outputs run(const std::string& version, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout,
             bool causal, double scale, int layout) {
@@ -53,24 +66,12 @@ Outputs run(const std::string& version, const Tensor& q, const Tensor& k, const 
   r.o = poisoned(B, H, T, Dv, layout, dt);
   r.lse = empty({B, H, T}, {.dtype = kernels::attention_lse_dtype(dt)});
   fill_raw(r.lse, NAN);
-  kernels::AttentionParams p;
-  p.causal = causal;
-  p.scale = scale;
-  p.q = q.buf();
-  p.k = k.buf();
-  p.v = v.buf();
-  p.o = r.o.buf();
-  p.lse = r.lse.buf();
+  const kernels::AttentionParams p = forward_params(q, k, v, r.o, r.lse, causal, scale);
   kernels::attention_family().run_version(version, p);
   r.dq = poisoned(B, H, T, D, layout, dt);
   r.dk = poisoned(B, H, S, D, layout, dt);
   r.dv = poisoned(B, H, S, Dv, layout, dt);
-  p.backward = true;
-  p.dout = dout.buf();
-  p.dq = r.dq.buf();
-  p.dk = r.dk.buf();
-  p.dv = r.dv.buf();
-  kernels::attention_family().run_version(version, p);
+  kernels::attention_family().run_version(version, backward_params(p, dout, r.dq, r.dk, r.dv));
   return r;
 }
 
@@ -227,40 +228,18 @@ TEST_SUITE("kernels") {
       NoGradGuard ng;
       Tensor o = full({2, 3, 5}, NAN), lse = full({2, 3}, NAN), dq = full({2, 3, 4}, NAN);
       Tensor dk = empty({2, 0, 4}), dv = empty({2, 0, 5});
-      kernels::AttentionParams p;
-      p.scale = 0.5;
-      p.q = q.buf();
-      p.k = k.buf();
-      p.v = v.buf();
-      p.o = o.buf();
-      p.lse = lse.buf();
+      const kernels::AttentionParams p = forward_params(q, k, v, o, lse, false, 0.5);
       kernels::attention_family().run_version(version, p);
       CHECK_EQUAL_TENSOR(o, zeros({2, 3, 5}));
       CHECK_EQUAL_TENSOR(lse, full({2, 3}, -INFINITY));
-      p.backward = true;
-      p.dout = dout.buf();
-      p.dq = dq.buf();
-      p.dk = dk.buf();
-      p.dv = dv.buf();
-      kernels::attention_family().run_version(version, p);
+      kernels::attention_family().run_version(version, backward_params(p, dout, dq, dk, dv));
       CHECK_EQUAL_TENSOR(dq, zeros({2, 3, 4}));
       // T = 0: nothing to write forward; backward gives dk = dv = 0.
       Tensor q0 = randn({2, 0, 4}), k1 = randn({2, 6, 4}), v1 = randn({2, 6, 5});
       Tensor o0 = empty({2, 0, 5}), l0 = empty({2, 0}), dk1 = full({2, 6, 4}, NAN), dv1 = full({2, 6, 5}, NAN);
-      kernels::AttentionParams z;
-      z.scale = 0.5;
-      z.q = q0.buf();
-      z.k = k1.buf();
-      z.v = v1.buf();
-      z.o = o0.buf();
-      z.lse = l0.buf();
+      const kernels::AttentionParams z = forward_params(q0, k1, v1, o0, l0, true, 0.5);
       kernels::attention_family().run_version(version, z);
-      z.backward = true;
-      z.dout = o0.buf();
-      z.dq = q0.buf();
-      z.dk = dk1.buf();
-      z.dv = dv1.buf();
-      kernels::attention_family().run_version(version, z);
+      kernels::attention_family().run_version(version, backward_params(z, o0, q0, dk1, dv1));
       CHECK_EQUAL_TENSOR(dk1, zeros({2, 6, 4}));
       CHECK_EQUAL_TENSOR(dv1, zeros({2, 6, 5}));
     }
