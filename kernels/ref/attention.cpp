@@ -23,12 +23,15 @@ void attention_ref_typed(const AttentionParams& p) {
   const int64_t* bs = p.q.size;
   auto rd = [](const Buf& x, int64_t off) { return static_cast<double>(static_cast<acc_t<T>>(x.ptr<T>()[off])); };
   auto wr = [](const Buf& x, int64_t off, double val) { x.ptr<T>()[off] = static_cast<T>(static_cast<acc_t<T>>(val)); };
-  // Element offsets: x[r, c] of batch entry b (2-d operands) and lse[r].
-  auto at = [&](const Buf& x, int64_t b, int64_t r, int64_t c) {
-    return attention_batch_offset(x, nb, bs, b) + r * x.stride[nb] + c * x.stride[nb + 1];
+  // Element offset of x[r, c] in the batch entry that starts at `entry`.
+  auto at = [&](const Buf& x, int64_t entry, int64_t r, int64_t c) {
+    return entry + r * x.stride[nb] + c * x.stride[nb + 1];
   };
   std::vector<double> s(static_cast<size_t>(S)), pr(static_cast<size_t>(S)), dp(static_cast<size_t>(S)), dk, dv;
   for (int64_t b = 0; b < batch; ++b) {
+    auto entry = [&](const Buf& x) { return attention_batch_offset(x, nb, bs, b); };
+    const int64_t eq = entry(p.q), ek = entry(p.k), ev = entry(p.v), eo = entry(p.o), el = entry(p.lse);
+    const int64_t edo = entry(p.dout), edq = entry(p.dq), edk = entry(p.dk), edv = entry(p.dv);
     if (p.backward) {
       dk.assign(static_cast<size_t>(S * D), 0.0);
       dv.assign(static_cast<size_t>(S * Dv), 0.0);
@@ -39,7 +42,7 @@ void attention_ref_typed(const AttentionParams& p) {
       double m = -std::numeric_limits<double>::infinity(), sum = 0;
       for (int64_t j = 0; j < L; ++j) {
         double dot = 0;
-        for (int64_t d = 0; d < D; ++d) dot += rd(p.q, at(p.q, b, i, d)) * rd(p.k, at(p.k, b, j, d));
+        for (int64_t d = 0; d < D; ++d) dot += rd(p.q, at(p.q, eq, i, d)) * rd(p.k, at(p.k, ek, j, d));
         s[j] = scale * dot;
         m = std::isnan(s[j]) || s[j] > m ? s[j] : m;
       }
@@ -51,11 +54,11 @@ void attention_ref_typed(const AttentionParams& p) {
       if (!p.backward) {
         for (int64_t e = 0; e < Dv; ++e) {
           double acc = 0;
-          for (int64_t j = 0; j < J; ++j) acc += pr[j] * rd(p.v, at(p.v, b, j, e));
-          wr(p.o, at(p.o, b, i, e), acc);  // S = 0: the empty sum
+          for (int64_t j = 0; j < J; ++j) acc += pr[j] * rd(p.v, at(p.v, ev, j, e));
+          wr(p.o, at(p.o, eo, i, e), acc);  // S = 0: the empty sum
         }
         const double lse = S == 0 ? -std::numeric_limits<double>::infinity() : L == 0 ? nan : m + std::log(sum);
-        const int64_t lo = attention_batch_offset(p.lse, nb, bs, b) + i * p.lse.stride[nb];
+        const int64_t lo = el + i * p.lse.stride[nb];
         if (p.lse.dtype == DType::f64)
           p.lse.ptr<double>()[lo] = lse;
         else
@@ -66,25 +69,25 @@ void attention_ref_typed(const AttentionParams& p) {
       double delta = 0;
       for (int64_t j = 0; j < J; ++j) {
         double dot = 0;
-        for (int64_t e = 0; e < Dv; ++e) dot += rd(p.dout, at(p.dout, b, i, e)) * rd(p.v, at(p.v, b, j, e));
+        for (int64_t e = 0; e < Dv; ++e) dot += rd(p.dout, at(p.dout, edo, i, e)) * rd(p.v, at(p.v, ev, j, e));
         dp[j] = dot;
         delta += pr[j] * dot;
       }
       for (int64_t d = 0; d < D; ++d) {
         double acc = 0;
-        for (int64_t j = 0; j < J; ++j) acc += pr[j] * (dp[j] - delta) * rd(p.k, at(p.k, b, j, d));
-        wr(p.dq, at(p.dq, b, i, d), scale * acc);
+        for (int64_t j = 0; j < J; ++j) acc += pr[j] * (dp[j] - delta) * rd(p.k, at(p.k, ek, j, d));
+        wr(p.dq, at(p.dq, edq, i, d), scale * acc);
       }
       for (int64_t j = 0; j < J; ++j) {
         const double ds = pr[j] * (dp[j] - delta);
-        for (int64_t d = 0; d < D; ++d) dk[j * D + d] += scale * ds * rd(p.q, at(p.q, b, i, d));
-        for (int64_t e = 0; e < Dv; ++e) dv[j * Dv + e] += pr[j] * rd(p.dout, at(p.dout, b, i, e));
+        for (int64_t d = 0; d < D; ++d) dk[j * D + d] += scale * ds * rd(p.q, at(p.q, eq, i, d));
+        for (int64_t e = 0; e < Dv; ++e) dv[j * Dv + e] += pr[j] * rd(p.dout, at(p.dout, edo, i, e));
       }
     }
     if (p.backward) {
       for (int64_t j = 0; j < S; ++j) {
-        for (int64_t d = 0; d < D; ++d) wr(p.dk, at(p.dk, b, j, d), dk[j * D + d]);
-        for (int64_t e = 0; e < Dv; ++e) wr(p.dv, at(p.dv, b, j, e), dv[j * Dv + e]);
+        for (int64_t d = 0; d < D; ++d) wr(p.dk, at(p.dk, edk, j, d), dk[j * D + d]);
+        for (int64_t e = 0; e < Dv; ++e) wr(p.dv, at(p.dv, edv, j, e), dv[j * Dv + e]);
       }
     }
   }
