@@ -65,6 +65,14 @@ class Family {
     fail(name_.c_str(), "no version named '", version, "'");
   }
 
+  // Whether run() finds a version for `device` that takes these arguments: an op with a
+  // composed fallback (attention) asks before it commits to the family.
+  bool can_run(DeviceType device, const Params& p) const {
+    for (const Version& v : versions_)
+      if (v.device == device && (!v.accepts || v.accepts(p))) return true;
+    return false;
+  }
+
   bool accepts(const std::string& version, const Params& p) const {
     for (const Version& v : versions_)
       if (v.name == version) return !v.accepts || v.accepts(p);

@@ -7,7 +7,7 @@
 //   x = norm1(alpha x + attn(x));  x = norm2(alpha x + ffn(x))
 // The feed-forward slot takes any single-input Module: an MLP today; Mixture-of-Experts, sparse
 // and structured feed-forward layers later, chosen by configuration (FfnKind). Attention goes
-// through tessel::attention (autograd/ops/attention.h), which the fused kernel will replace.
+// through tessel::attention (autograd/ops/attention.h: fused kernels on the CPU, docs/attention.md).
 #pragma once
 #include <functional>
 #include <memory>

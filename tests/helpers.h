@@ -82,6 +82,51 @@ inline Closeness closeness(const Tensor& got, const Tensor& want, double rtol, d
 
 #define CHECK_EQUAL_TENSOR(got, want) CHECK_CLOSE(got, want, 0.0, 0.0)
 
+// Judges `got` by natural error (DESIGN.md): `exact` is the math in f64, `natural` the same math
+// computed another way in got's precision (a composed formula, a reordered reduction). Element
+// i may be off from exact by 2 (|natural_i - exact_i| + max_j |natural_j - exact_j|) + 4 u
+// (max|exact| + condition_i), u being got's unit roundoff: a floor for spots where the other
+// way happens to be exact. `condition` (optional, f64, exact's shape) is the magnitude the
+// result is computed from (e.g. sum |a_k b_k| for a dot product), for results that cancel to
+// far below it. NaN must be NaN exactly where exact is, and infinities equal. The ratio
+// reported is |got - exact| / that bound.
+inline Closeness natural_closeness(const Tensor& got, const Tensor& natural, const Tensor& exact,
+                                   const Tensor& condition = Tensor()) {
+  REQUIRE_MESSAGE(got.sizes() == exact.sizes(), "shapes differ: ", shape_str(got.sizes()), " vs ",
+                  shape_str(exact.sizes()));
+  REQUIRE(natural.sizes() == exact.sizes());
+  auto g = got.to_vector<double>(), n = natural.to_vector<double>(), e = exact.to_vector<double>();
+  double worst_natural = 0, magnitude = 0;
+  for (size_t i = 0; i < e.size(); ++i)
+    if (std::isfinite(e[i]) && std::isfinite(n[i])) {
+      worst_natural = std::max(worst_natural, std::fabs(n[i] - e[i]));
+      magnitude = std::max(magnitude, std::fabs(e[i]));
+    }
+  const double u = got.dtype() == DType::f64 ? 0x1p-53 : got.dtype() == DType::f32 ? 0x1p-24 : 0x1p-8;
+  std::vector<double> cond = condition.defined() ? condition.to_vector<double>() : std::vector<double>(e.size(), 0.0);
+  REQUIRE(cond.size() == e.size());
+  Closeness c;
+  for (size_t i = 0; i < e.size(); ++i) {
+    double r;
+    if (std::isnan(e[i]) || std::isinf(e[i]))
+      r = (std::isnan(e[i]) ? std::isnan(g[i]) : g[i] == e[i]) ? 0 : INFINITY;
+    else {
+      const double nat = std::isfinite(n[i]) ? std::fabs(n[i] - e[i]) : worst_natural;
+      const double bound = 2 * (nat + worst_natural) + 4 * u * (magnitude + (std::isfinite(cond[i]) ? cond[i] : 0));
+      const double d = std::fabs(g[i] - e[i]);
+      r = std::isnan(d) ? INFINITY : bound > 0 ? d / bound : (d == 0 ? 0 : INFINITY);
+    }
+    if (r > c.worst || (c.where < 0 && r == INFINITY)) {
+      c.worst = r;
+      c.where = static_cast<int64_t>(i);
+      c.a = g[i];
+      c.b = e[i];
+    }
+  }
+  c.ok = c.worst <= 1.0;
+  return c;
+}
+
 // Tolerances by dtype for results compared against an f64 computation of the same math.
 inline double rtol_for(DType t) {
   switch (t) {
@@ -92,6 +137,12 @@ inline double rtol_for(DType t) {
     default: return 0;
   }
 }
+
+// Restores the thread count on scope exit, whatever a test set.
+struct ThreadsGuard {
+  int saved = get_num_threads();
+  ~ThreadsGuard() { set_num_threads(saved); }
+};
 
 // Odd and edge-case sizes the kernels must handle: 1, primes, around powers of two.
 inline const std::vector<int64_t>& odd_sizes() {

@@ -59,6 +59,27 @@ Workload layernorm_fwdbwd(int64_t rows, int64_t cols) {
           }};
 }
 
+// Causal attention forward and backward: q, k, v [B, heads, T, hd] leaves, o = attention(q, k,
+// v, causal), then backward from a given do into q, k and v (fresh gradients each time), as
+// PyTorch's F.scaled_dot_product_attention(is_causal=True) + backward. FLOPs: the forward's two
+// products, 4 B H T^2 hd, halved for the causal mask (neither side computes the masked half);
+// the backward is 2.5x the forward (q k^T again, do v^T, P^T do, dS^T q, dS k).
+Workload attention_causal_fwdbwd(int64_t B, int64_t H, int64_t T, int64_t hd) {
+  const double fwd = 4.0 * B * H * T * T * hd / 2;
+  std::string shape;  // appended piece by piece: GCC 12 warns (-Wrestrict) on the chained operator+
+  for (auto [tag, n] : {std::pair{"b", B}, {"_h", H}, {"_t", T}, {"_d", hd}})
+    shape.append(tag).append(std::to_string(n));
+  return {"attn_causal_fwdbwd_t" + std::to_string(T), shape, 3.5 * fwd, 0, [B, H, T, hd](Device d) {
+            Tensor q = on(d, randn({B, H, T, hd})), k = on(d, randn({B, H, T, hd})), v = on(d, randn({B, H, T, hd})),
+                   dout = on(d, randn({B, H, T, hd}));
+            for (Tensor* t : {&q, &k, &v}) t->requires_grad_();
+            return finished(d, [q, k, v, dout] {
+              for (Tensor t : {q, k, v}) t.set_grad(Tensor());  // handles: the copies share the grad slot
+              attention(q, k, v, {.causal = true}).backward(dout);
+            });
+          }};
+}
+
 // One training step of a model as `tessel train` runs it: forward, loss, backward, global-norm
 // clipping at 1, the optimizer step (AdamW, lr 2e-3, weight decay 0.05 on matrices only, from
 // the program's own make_optimizer) and zero_grad. Inputs are fixed random batches, so the
@@ -132,7 +153,12 @@ Workload gpt_step() {
 
 const std::vector<Workload>& workloads() {
   static const std::vector<Workload> all = {
-      gemm(1024), softmax_rows(4096, 4096), layernorm_fwdbwd(4096, 1024), vit_fmnist_step(), gpt_step(),
+      gemm(1024),
+      softmax_rows(4096, 4096),
+      layernorm_fwdbwd(4096, 1024),
+      attention_causal_fwdbwd(4, 8, 512, 64),
+      vit_fmnist_step(),
+      gpt_step(),
   };
   return all;
 }

@@ -3,8 +3,8 @@
 // A workload is a stable, lower-case name for one piece of work at fixed shapes, written
 // through tessel's public API (what a user would call, allocations and autograd included) and,
 // under the same name, in bench/peers/pytorch_peer.py. Later issues add one entry each
-// (attn_causal_fwdbwd_t512, moe_top2_fwdbwd, monarch_fwdbwd, gpt_step, ...): one table entry
-// in bench_workloads.cpp and one in pytorch_peer.py's WORKLOADS.
+// (moe_top2_fwdbwd, monarch_fwdbwd, ...): one table entry in bench_workloads.cpp and one in
+// pytorch_peer.py's WORKLOADS.
 #pragma once
 #include <functional>
 #include <string>

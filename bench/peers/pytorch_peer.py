@@ -84,6 +84,24 @@ def _layernorm_fwdbwd(rows, cols):
     return make
 
 
+def _attn_causal_fwdbwd(B, H, T, hd):
+    # FLOPs as on tessel's side: 4 B H T^2 hd halved for the mask, backward 2.5x the forward.
+    def make():
+        q = dev(torch.randn(B, H, T, hd)).requires_grad_()
+        k = dev(torch.randn(B, H, T, hd)).requires_grad_()
+        v = dev(torch.randn(B, H, T, hd)).requires_grad_()
+        do = dev(torch.randn(B, H, T, hd))
+
+        def run():
+            for t in (q, k, v):
+                t.grad = None  # fresh gradients each time, as tessel's side does
+            torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).backward(do)
+
+        return finished(run)
+
+    return make
+
+
 # --- training steps: the models of `tessel train`, written the way a PyTorch user would -------
 # Same architecture, initialization scales, parameter groups and optimizer as tessel's side
 # (tools/bench_workloads.cpp, nn/transformer.cpp, tools/train_optimizer.cpp): pre-norm blocks,
@@ -185,6 +203,7 @@ WORKLOADS = {
     "gemm_1024": _gemm(1024),
     "softmax_4096x4096": _softmax(4096, 4096),
     "layernorm_fwdbwd_4096x1024": _layernorm_fwdbwd(4096, 1024),
+    "attn_causal_fwdbwd_t512": _attn_causal_fwdbwd(4, 8, 512, 64),
     "vit_fmnist_step": _vit_step,
     "gpt_step": _gpt_step,
 }

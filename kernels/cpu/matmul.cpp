@@ -37,59 +37,29 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cpu/simd_vec.h"
 
 namespace tessel::kernels {
 namespace {
 
 // Register tile: kMR rows x (kNV vectors) columns of C. 512-bit vectors have 32 registers, so
 // 8 x 2 accumulators plus 2 B vectors and a broadcast fit; 256-bit ones have 16: 6 x 2 + 3.
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-constexpr int kMR = 8;
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-constexpr int kMR = 6;
-#else
-constexpr int kVecBytes = 16;
-constexpr int kMR = 4;
-#endif
+using simd_vec::kVecBytes;
+constexpr int kMR = kVecBytes == 64 ? 8 : kVecBytes == 32 ? 6 : 4;
 constexpr int kNV = 2;
 constexpr int64_t kKC = 256;  // depth of one packed block
 constexpr int64_t kNC = 512;  // columns of C per scratch tile
 constexpr int64_t kMC = 256;  // most rows per task
 
 template <class A>
-struct Vec {
-  typedef A type __attribute__((vector_size(kVecBytes)));
-  static constexpr int lanes = kVecBytes / static_cast<int>(sizeof(A));
-  static constexpr int nr = kNV * lanes;  // columns of the register tile
+struct Vec : simd_vec::Vec<A> {
+  static constexpr int nr = kNV * simd_vec::Vec<A>::lanes;  // columns of the register tile
 };
 
 // Cacc[0:kMR, 0:nr] += Apanel (kc x kMR, k-major) @ Bpanel (kc x nr, k-major).
 template <class A>
 inline void micro_kernel(int64_t kc, const A* __restrict ap, const A* __restrict bp, A* __restrict c, int64_t ldc) {
-  using V = typename Vec<A>::type;
-  constexpr int L = Vec<A>::lanes, NR = Vec<A>::nr;
-  V acc[kMR][kNV];
-#pragma GCC unroll 8
-  for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < kNV; ++v) std::memcpy(&acc[i][v], c + i * ldc + v * L, sizeof(V));
-  for (int64_t k = 0; k < kc; ++k) {
-    V b[kNV];
-#pragma GCC unroll 2
-    for (int v = 0; v < kNV; ++v) std::memcpy(&b[v], bp + k * NR + v * L, sizeof(V));
-#pragma GCC unroll 8
-    for (int i = 0; i < kMR; ++i) {
-      const V a = V{} + ap[k * kMR + i];
-#pragma GCC unroll 2
-      for (int v = 0; v < kNV; ++v) acc[i][v] += a * b[v];
-    }
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 2
-    for (int v = 0; v < kNV; ++v) std::memcpy(c + i * ldc + v * L, &acc[i][v], sizeof(V));
+  simd_vec::fma_tile<A, kMR, kNV>(kc, ap, 1, kMR, bp, Vec<A>::nr, c, ldc, true);
 }
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

@@ -11,11 +11,6 @@ using namespace tessel::testing;
 
 namespace {
 
-struct ThreadsGuard {
-  int saved = get_num_threads();
-  ~ThreadsGuard() { set_num_threads(saved); }
-};
-
 Tensor values(const Shape& s, DType t, bool noncontig) {
   if (is_floating(t)) return noncontig ? noncontig_randn(s, t) : randn(s, {.dtype = t});
   Tensor v = randint(-100, 100, s, {.dtype = t});

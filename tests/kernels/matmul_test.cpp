@@ -33,12 +33,6 @@ double unit_roundoff(DType t) {
   }
 }
 
-// Restores the thread count on scope exit, whatever a test set.
-struct ThreadsGuard {
-  int saved = get_num_threads();
-  ~ThreadsGuard() { set_num_threads(saved); }
-};
-
 // A [rows, cols] operand (with leading batch dims) of dtype t in one of three layouts:
 // 0 row-major, 1 transposed storage (column stride != 1), 2 a non-contiguous strided view.
 Tensor operand(const Shape& shape, DType t, int layout, bool integers) {

@@ -1,0 +1,493 @@
+// kernels/cpu/attention.cpp — fused attention with OpenMP threads and register-tiled SIMD
+// products (kernels/attention.h has the formulas, shapes and costs).
+//
+// Both directions work on transposed score tiles st[keys, queries]: the SIMD lanes run along
+// the queries. Then every per-query statistic (the running max m and sum l, lse, delta) is a
+// vector, the max and sum over a tile's keys are element-wise operations down its rows, and
+// the key tile is the broadcast operand of q k^T, so it needs no transpose. (Row-major tiles
+// [queries, keys] need a horizontal max and sum per query row, which cost more than that row's
+// exponentials, and a transposed copy of every key tile.)
+//
+// Forward (FlashAttention's online softmax): a task is one batch entry's block of kRows queries.
+// It packs qt = (scale q)^T [D, kRows] once (the composed op scales q too), then walks the
+// keys in tiles of Bc = kKeyVecs vectors (32 keys in f32 with AVX-512):
+//
+//   pack the tile's rows: kr = k [Bc, D], vr = v [Bc, Dv]          (zero-padded to vectors)
+//   st = kr qt                      [Bc, queries]   broadcast k[j, d] x rows of qt
+//   per query (lane): m' = max(m, max_j st_j), alpha = e^(m - m'), p_j = e^(st_j - m'),
+//                     l = alpha l + sum_j p_j,   oacc rows *= alpha
+//   oacc += p^T vr                  [queries, Dv]   broadcast p[j, i] x rows of v
+//
+// and at the end o = oacc / l, lse = m + log l. Memory per thread is a few tiles (qt, kr, vr,
+// st, oacc: ~36 KB at D = 64), whatever T and S are. Causal: a query block stops at the last
+// key its last query sees, so tiles wholly above the diagonal are never touched (half the
+// work); only the tiles the diagonal crosses are masked.
+//
+// Backward (FlashAttention-2): a task is one batch entry (or, with fewer than kMinTasks
+// entries, one group of its key tiles; see below). It packs the entry's qs = scale q as rows
+// and transposed, do likewise, lse and delta_i = do_i . o_i once, then for each key tile keeps
+// dk and dv accumulators [Bc, D], [Bc, Dv] in L1 and walks the query blocks that see the tile:
+//
+//   st = kr qs^T, P^T = e^(st - lse) (masked), dP^T = vr do^T, dS^T = P^T (dP^T - delta)
+//   dv_tile += P^T do,   dk_tile += dS^T qs,   dq_rows += dS kr
+//
+// Race-free partition: a task owns its keys' dk and dv outright. dq sums over every key tile,
+// so with one task per batch entry the task also owns dq (accumulated in a per-thread [T, D]
+// scratch and written once at the end). With fewer entries than kMinTasks the key tiles of an
+// entry are split into groups, each group sums into its own [T, D] slice of a partial buffer,
+// and a second pass adds the slices in a fixed order. The grouping depends on the shapes only,
+// never on the thread count, so results are bitwise the same for any number of threads.
+//
+// Why it is fast: every product is one register-tiled kernel, C[MR, NV vectors] += a(i, k) b[k,
+// :], with MR x NV accumulators in vector registers across the whole k loop (GCC vector
+// extensions: 512-bit vectors under AVX-512, 256 under AVX, 128 otherwise, one source for all
+// of them, as in kernels/cpu/matmul.cpp), fed by broadcast loads of a and unit-stride rows of
+// b; a transposed operand (P^T as a(i, j) = st[j, i]) is read with a stride instead of being
+// copied. The exponentials are kernels/vec_exp.h's, in `omp simd` loops over whole vectors.
+// Nothing is O(T S): the scores, probabilities and their gradients exist one tile at a time.
+//
+// Any float dtype: operands are packed into the compute type (f32 for f32, bf16, f16; f64 for
+// f64), so strides and storage types are dealt with once, while packing: O((T + S) D) copies
+// per task against O(T S D) flops.
+#include "kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/cpu/simd_vec.h"
+#include "kernels/vec_exp.h"
+
+namespace tessel::kernels {
+namespace {
+
+// How many accumulator registers a product tile may take: under AVX-512, 24 of the 32 vector
+// registers (the rest hold the b row and a broadcast); 10 of 16 elsewhere.
+constexpr int kAccRegs = simd_vec::kVecRegs == 32 ? 24 : 10;
+
+template <class A>
+struct Simd {
+  using V = typename simd_vec::Vec<A>::type;
+  static constexpr int64_t L = simd_vec::Vec<A>::lanes;
+};
+
+constexpr int64_t kKeyVecs = 2;    // a key tile is 2 vectors wide: 32 keys in f32 (AVX-512)
+constexpr int64_t kRows = 32;      // queries per block
+constexpr int64_t kMinTasks = 16;  // backward: split key tiles into groups below this many entries
+
+template <class A>
+constexpr int64_t key_tile() {
+  return kKeyVecs * Simd<A>::L;
+}
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// The most rows a product tile of nv vectors takes: as many as the accumulator registers
+// allow, at most 16 (e.g. 6 x 4 and 12 x 2 vectors under AVX-512).
+constexpr int max_rows(int nv) { return kAccRegs / nv < 16 ? kAccRegs / nv : 16; }
+
+// Rows [0, M) of one NV-vector column strip: full tiles of max_rows(NV), then the leftover
+// (fewer than 16 rows) in tiles of 8, 4, 2 and 1 rows, each used at most once.
+template <class A, int NV>
+void product_strip(int64_t M, int64_t K, const A* a, int64_t sar, int64_t sak, const A* b, int64_t ldb, A* c,
+                   int64_t ldc, bool accumulate) {
+  constexpr int MR = max_rows(NV);
+  int64_t i = 0;
+  for (; i + MR <= M; i += MR)
+    simd_vec::fma_tile<A, MR, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
+  auto rest = [&]<int H>() {
+    if constexpr (H < MR) {
+      if (M - i >= H) {
+        simd_vec::fma_tile<A, H, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
+        i += H;
+      }
+    }
+  };
+  rest.template operator()<8>();
+  rest.template operator()<4>();
+  rest.template operator()<2>();
+  rest.template operator()<1>();
+}
+
+// C[M, N] (+)= a[M, K] B[K, N] with N a multiple of the vector width (the operands' padded
+// widths): the column strips are 4 vectors wide, then whatever is left.
+template <class A>
+void product(int64_t M, int64_t N, int64_t K, const A* a, int64_t sar, int64_t sak, const A* b, int64_t ldb, A* c,
+             int64_t ldc, bool accumulate) {
+  constexpr int64_t L = Simd<A>::L;
+  int64_t col = 0, nv = N / L;
+  for (; nv >= 4; nv -= 4, col += 4 * L) product_strip<A, 4>(M, K, a, sar, sak, b + col, ldb, c + col, ldc, accumulate);
+  switch (nv) {
+    case 3: product_strip<A, 3>(M, K, a, sar, sak, b + col, ldb, c + col, ldc, accumulate); break;
+    case 2: product_strip<A, 2>(M, K, a, sar, sak, b + col, ldb, c + col, ldc, accumulate); break;
+    case 1: product_strip<A, 1>(M, K, a, sar, sak, b + col, ldb, c + col, ldc, accumulate); break;
+    default: break;
+  }
+}
+
+// dst[r, c] = scale * src[r, c] for c < cols, 0 for cols <= c < ld (rows r < rows).
+template <class T, class A>
+void pack_rows(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t cols, A scale, A* dst, int64_t ld) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* s = src + r * sr;
+    A* d = dst + r * ld;
+    if (sc == 1)
+      for (int64_t c = 0; c < cols; ++c) d[c] = scale * static_cast<A>(s[c]);
+    else
+      for (int64_t c = 0; c < cols; ++c) d[c] = scale * static_cast<A>(s[c * sc]);
+    for (int64_t c = cols; c < ld; ++c) d[c] = 0;
+  }
+}
+
+// dst[c, r] = scale * src[r, c]: `rows` rows of `cols` features, transposed to [cols, ld], and
+// columns [rows, padded) zeroed. In blocks of 16 source rows: each write is then a run of 16
+// adjacent elements (one cache line in f32) while the 16 source lines being read stay in L1;
+// row by row, the writes would stride by ld and collide in a few cache sets (ld = 512 f32 is
+// 2 KiB: every write to the same two sets). O((T + S) D) per task against O(T S D) flops.
+template <class T, class A>
+void pack_transposed(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t cols, A scale, A* dst, int64_t ld,
+                     int64_t padded) {
+  constexpr int64_t kBlock = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
+    const int64_t n = std::min(kBlock, rows - r0);
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t r = 0; r < n; ++r) dst[c * ld + r0 + r] = scale * static_cast<A>(src[(r0 + r) * sr + c * sc]);
+  }
+  for (int64_t c = 0; c < cols; ++c)
+    for (int64_t r = rows; r < padded; ++r) dst[c * ld + r] = 0;
+}
+
+// dst[e * se] = src[e] * f for e < n, converted to the storage type: one output row (unit
+// stride vectorizes).
+template <class T, class A>
+void store_row(T* dst, int64_t se, const A* src, int64_t n, A f) {
+  if (se == 1) {
+#pragma omp simd simdlen(16)
+    for (int64_t e = 0; e < n; ++e) dst[e] = static_cast<T>(src[e] * f);
+  } else {
+    for (int64_t e = 0; e < n; ++e) dst[e * se] = static_cast<T>(src[e] * f);
+  }
+}
+
+template <class T>
+void fill_row(T* dst, int64_t se, int64_t n, T value) {
+  for (int64_t e = 0; e < n; ++e) dst[e * se] = value;
+}
+
+// The lanes of v folded with op, as a tree.
+template <class A, class Op>
+inline A reduce_lanes(typename Simd<A>::V v, Op op) {
+  constexpr int64_t L = Simd<A>::L;
+  A t[L];
+  std::memcpy(t, &v, sizeof(v));
+#pragma GCC unroll 4
+  for (int64_t w = L / 2; w > 0; w /= 2)
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < w; ++i) t[i] = op(t[i], t[i + w]);
+  return t[0];
+}
+
+// a . b over n contiguous values: vector body, scalar tail.
+template <class A>
+inline A dot(const A* a, const A* b, int64_t n) {
+  using V = typename Simd<A>::V;
+  constexpr int64_t L = Simd<A>::L;
+  V acc = V{};
+  int64_t e = 0;
+  for (; e + L <= n; e += L) {
+    V x, y;
+    std::memcpy(&x, a + e, sizeof(V));
+    std::memcpy(&y, b + e, sizeof(V));
+    acc += x * y;
+  }
+  A d = reduce_lanes<A>(acc, [](A u, A w) { return u + w; });
+  for (; e < n; ++e) d += a[e] * b[e];
+  return d;
+}
+
+// A 64-byte aligned scratch array of the compute type, one per thread and call.
+template <class A>
+struct Scratch {
+  std::vector<A> mem;
+  A* at = nullptr;
+  explicit Scratch(int64_t n) : mem(static_cast<size_t>(n + 64 / sizeof(A))) {
+    auto addr = reinterpret_cast<uintptr_t>(mem.data());
+    at = mem.data() + ((64 - addr % 64) % 64) / sizeof(A);
+  }
+};
+
+// The geometry every direction shares.
+struct Geometry {
+  int nb;
+  int64_t batch, T, S, D, Dv, shift;
+  explicit Geometry(const AttentionParams& p) : nb(p.q.ndim - 2) {
+    T = p.q.size[nb];
+    D = p.q.size[nb + 1];
+    S = p.k.size[nb];
+    Dv = p.v.size[nb + 1];
+    shift = S - T;
+    batch = 1;
+    for (int d = 0; d < nb; ++d) batch *= p.q.size[d];
+  }
+  // Element offset of row r of batch entry b in x (a [.., rows, cols] or [.., rows] Buf).
+  int64_t row(const Buf& x, const int64_t* sizes, int64_t b, int64_t r) const {
+    return attention_batch_offset(x, nb, sizes, b) + r * x.stride[nb];
+  }
+};
+
+// Sets the masked scores of a transposed score tile st[keys, queries] (row jj is key j0 + jj,
+// column ii query i0 + ii) to -inf: query i sees key j iff j <= i + shift, so key row jj hides
+// the queries before j0 + jj - shift - i0. Only tiles the diagonal crosses have any.
+template <class A>
+void mask_causal(A* st, int64_t ld, int64_t keys, int64_t queries, int64_t j0, int64_t i0, int64_t shift) {
+  for (int64_t jj = 0; jj < keys; ++jj) {
+    const int64_t hidden = std::min(queries, j0 + jj - shift - i0);
+    for (int64_t ii = 0; ii < hidden; ++ii) st[jj * ld + ii] = -std::numeric_limits<A>::infinity();
+  }
+}
+
+template <class T>
+void attention_forward(const AttentionParams& p) {
+  using A = acc_t<T>;
+  constexpr int64_t L = Simd<A>::L, Bc = key_tile<A>();
+  constexpr A kNegInf = -std::numeric_limits<A>::infinity(), kNaN = std::numeric_limits<A>::quiet_NaN();
+  const Geometry g(p);
+  if (g.batch == 0 || g.T == 0) return;
+  const int64_t Dp = round_up(g.D, L), Dvp = round_up(g.Dv, L);
+  const int64_t blocks = (g.T + kRows - 1) / kRows, tasks = g.batch * blocks;
+  const A scale = static_cast<A>(p.scale);
+  const int64_t* bs = p.q.size;
+  const int nb = g.nb;
+  const double task_flops = 2.0 * std::min(kRows, g.T) * g.S * (g.D + g.Dv) * (p.causal ? 0.5 : 1.0) + 1;
+  const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>((1 << 18) / task_flops));
+  parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
+    // qt = (scale q)^T of the block [D, kRows]; kr, vr: the key tile's rows [Bc, Dp], [Bc, Dvp];
+    // st: the transposed scores, then probabilities [Bc, kRows]; oacc [kRows, Dvp].
+    Scratch<A> qt(g.D * kRows), kr(Bc * Dp), vr(Bc * Dvp), st(Bc * kRows), oacc(kRows * Dvp);
+    alignas(64) A m[kRows], l[kRows], tile_max[kRows], base[kRows], alpha[kRows], tile_sum[kRows];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / blocks, i0 = (t % blocks) * kRows, nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
+      pack_transposed(p.q.ptr<T>() + g.row(p.q, bs, b, i0), p.q.stride[nb], p.q.stride[nb + 1], nr, g.D, scale, qt.at,
+                      kRows, nrp);
+      std::fill(m, m + nrp, kNegInf);
+      std::fill(l, l + nrp, A(0));
+      std::fill(oacc.at, oacc.at + nr * Dvp, A(0));
+      // Keys [0, kend) are visible to some row of the block; the rest are never read.
+      const int64_t kend = p.causal ? std::clamp<int64_t>(i0 + nr + g.shift, 0, g.S) : g.S;
+      const T* kb = p.k.ptr<T>() + attention_batch_offset(p.k, nb, bs, b);
+      const T* vb = p.v.ptr<T>() + attention_batch_offset(p.v, nb, bs, b);
+      for (int64_t j0 = 0; j0 < kend; j0 += Bc) {
+        const int64_t nc = std::min(Bc, kend - j0);
+        pack_rows(kb + j0 * p.k.stride[nb], p.k.stride[nb], p.k.stride[nb + 1], nc, g.D, A(1), kr.at, Dp);
+        pack_rows(vb + j0 * p.v.stride[nb], p.v.stride[nb], p.v.stride[nb + 1], nc, g.Dv, A(1), vr.at, Dvp);
+        product<A>(nc, nrp, g.D, kr.at, Dp, 1, qt.at, kRows, st.at, kRows, false);  // st = k qt
+        if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);
+        // Online softmax, every query at once (the vectors run along the queries):
+        // m' = max(m, max_j s_j), alpha = e^(m - m'), p_j = e^(s_j - m'), l = alpha l + sum_j p_j.
+        std::copy(m, m + nrp, tile_max);
+        for (int64_t jj = 0; jj < nc; ++jj) {
+          const A* sr = st.at + jj * kRows;
+#pragma omp simd simdlen(16)
+          for (int64_t ii = 0; ii < nrp; ++ii) tile_max[ii] = sr[ii] > tile_max[ii] ? sr[ii] : tile_max[ii];
+        }
+        // While every score so far is -inf, exponentials are taken against 0 instead of -inf:
+        // they are 0, where e^(-inf + inf) would be NaN.
+#pragma omp simd simdlen(16)
+        for (int64_t ii = 0; ii < nrp; ++ii) {
+          base[ii] = tile_max[ii] == kNegInf ? A(0) : tile_max[ii];
+          alpha[ii] = vexp(m[ii] - base[ii]);  // m = -inf at the start: 0
+          m[ii] = tile_max[ii];
+          tile_sum[ii] = 0;
+        }
+        for (int64_t jj = 0; jj < nc; ++jj) {
+          A* sr = st.at + jj * kRows;
+#pragma omp simd simdlen(16)
+          for (int64_t ii = 0; ii < nrp; ++ii) {
+            sr[ii] = vexp(sr[ii] - base[ii]);
+            tile_sum[ii] += sr[ii];
+          }
+        }
+#pragma omp simd simdlen(16)
+        for (int64_t ii = 0; ii < nrp; ++ii) l[ii] = l[ii] * alpha[ii] + tile_sum[ii];
+        for (int64_t ii = 0; ii < nr; ++ii) {
+          if (alpha[ii] == A(1)) continue;  // the max did not grow (the usual case after a few tiles)
+          A* orow = oacc.at + ii * Dvp;
+          const A a = alpha[ii];
+#pragma omp simd simdlen(16)
+          for (int64_t e = 0; e < Dvp; ++e) orow[e] *= a;
+        }
+        product<A>(nr, Dvp, nc, st.at, 1, kRows, vr.at, Dvp, oacc.at, Dvp, true);  // oacc += p^T v
+      }
+      T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, i0);
+      A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, i0);
+      const int64_t so = p.o.stride[nb], se = p.o.stride[nb + 1], sl = p.lse.stride[nb];
+      for (int64_t r = 0; r < nr; ++r) {
+        // S = 0: the empty sum; no visible key (l = 0): NaN, as the softmax of all -inf.
+        const A f = g.S == 0 ? A(0) : l[r] == 0 ? kNaN : A(1) / l[r];
+        store_row(ob + r * so, se, oacc.at + r * Dvp, g.Dv, f);
+        lb[r * sl] = g.S == 0 ? kNegInf : l[r] == 0 ? kNaN : m[r] + std::log(l[r]);
+      }
+    }
+  });
+}
+
+template <class T>
+void attention_backward(const AttentionParams& p) {
+  using A = acc_t<T>;
+  constexpr int64_t L = Simd<A>::L, Bc = key_tile<A>();
+  constexpr A kNaN = std::numeric_limits<A>::quiet_NaN();
+  const Geometry g(p);
+  if (g.batch == 0) return;
+  const int64_t Dp = round_up(g.D, L), Dvp = round_up(g.Dv, L), Tp = round_up(g.T, L);
+  const int64_t* bs = p.q.size;
+  const int nb = g.nb;
+  // A query that sees no key makes every dk, dv of its entry NaN (kernels/attention.h).
+  const bool nan_keys = p.causal && g.shift < 0 && g.S > 0 && g.T > 0;
+  const int64_t nan_rows = nan_keys ? std::min(g.T, -g.shift) : 0;
+  // Key tiles per task: all of them, unless there are too few entries to share out.
+  const int64_t tiles = (g.S + Bc - 1) / Bc;
+  int64_t per_group = std::max<int64_t>(tiles, 1);
+  if (g.batch < kMinTasks && tiles > 1) {
+    const int64_t want = std::min(tiles, (kMinTasks + g.batch - 1) / g.batch);
+    per_group = (tiles + want - 1) / want;
+  }
+  const int64_t groups = std::max<int64_t>(1, (tiles + per_group - 1) / per_group);
+  const int64_t tasks = g.batch * groups;
+  std::vector<A> partial(groups > 1 ? static_cast<size_t>(tasks * g.T * Dp) : 0);
+  const A scale = static_cast<A>(p.scale);
+  const double task_flops = 4.0 * g.T * std::min(per_group * Bc, g.S) * (g.D + g.Dv) + 1;
+  const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>((1 << 18) / task_flops));
+
+  parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
+    // The entry's rows, packed once: qs = scale q as rows [T, Dp] and transposed [D, Tp], do as
+    // rows [T, Dvp] and transposed [Dv, Tp], lse and delta [Tp]; dq accumulates in [T, Dp].
+    Scratch<A> qs(g.T * Dp), qt(g.D * Tp), dor(g.T * Dvp), dot_(g.Dv * Tp), dq(groups > 1 ? 0 : g.T * Dp);
+    Scratch<A> lse(Tp), delta(Tp);
+    // Per key tile: its k and v rows, dk and dv accumulators; per (tile, query block): the
+    // transposed probabilities and their gradient [Bc, kRows].
+    Scratch<A> kr(Bc * Dp), vr(Bc * Dvp), dk(Bc * Dp), dv(Bc * Dvp), pt(Bc * kRows), dst(Bc * kRows);
+    int64_t packed = -1;  // the batch entry whose rows are packed
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / groups, grp = t % groups;
+      if (b != packed) {
+        const T* qb = p.q.ptr<T>() + g.row(p.q, bs, b, 0);
+        const T* db = p.dout.ptr<T>() + g.row(p.dout, bs, b, 0);
+        const int64_t sq = p.q.stride[nb], sqd = p.q.stride[nb + 1], sd = p.dout.stride[nb],
+                      sde = p.dout.stride[nb + 1];
+        pack_rows(qb, sq, sqd, g.T, g.D, scale, qs.at, Dp);
+        pack_transposed(qb, sq, sqd, g.T, g.D, scale, qt.at, Tp, Tp);
+        pack_rows(db, sd, sde, g.T, g.Dv, A(1), dor.at, Dvp);
+        pack_transposed(db, sd, sde, g.T, g.Dv, A(1), dot_.at, Tp, Tp);
+        const T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, 0);
+        const A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, 0);
+        const int64_t so = p.o.stride[nb], se = p.o.stride[nb + 1];
+        for (int64_t i = 0; i < g.T; ++i) {
+          lse.at[i] = lb[i * p.lse.stride[nb]];
+          if constexpr (std::is_same_v<T, A>) {
+            if (se == 1) {
+              delta.at[i] = dot(dor.at + i * Dvp, ob + i * so, g.Dv);
+              continue;
+            }
+          }
+          A d = 0;
+          for (int64_t e = 0; e < g.Dv; ++e) d += dor.at[i * Dvp + e] * static_cast<A>(ob[i * so + e * se]);
+          delta.at[i] = d;
+        }
+        std::fill(lse.at + g.T, lse.at + Tp, A(0));  // padding queries: harmless finite values
+        std::fill(delta.at + g.T, delta.at + Tp, A(0));
+        packed = b;
+      }
+      A* dqa = groups > 1 ? partial.data() + t * g.T * Dp : dq.at;
+      std::fill(dqa, dqa + g.T * Dp, A(0));
+      const T* kb = p.k.ptr<T>() + attention_batch_offset(p.k, nb, bs, b);
+      const T* vb = p.v.ptr<T>() + attention_batch_offset(p.v, nb, bs, b);
+      const int64_t sk = p.k.stride[nb], skd = p.k.stride[nb + 1], sv = p.v.stride[nb], svd = p.v.stride[nb + 1];
+      for (int64_t tile = grp * per_group; tile < std::min(tiles, (grp + 1) * per_group); ++tile) {
+        const int64_t j0 = tile * Bc, nc = std::min(Bc, g.S - j0);
+        pack_rows(kb + j0 * sk, sk, skd, nc, g.D, A(1), kr.at, Dp);
+        pack_rows(vb + j0 * sv, sv, svd, nc, g.Dv, A(1), vr.at, Dvp);
+        std::fill(dk.at, dk.at + nc * Dp, A(0));
+        std::fill(dv.at, dv.at + nc * Dvp, A(0));
+        // Queries before j0 - shift see none of this tile's keys.
+        const int64_t first = p.causal ? std::clamp<int64_t>(j0 - g.shift, 0, g.T) : 0;
+        for (int64_t i0 = first; i0 < g.T; i0 += kRows) {
+          const int64_t nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
+          product<A>(nc, nrp, g.D, kr.at, Dp, 1, qt.at + i0, Tp, pt.at, kRows, false);       // s^T = k qs^T
+          product<A>(nc, nrp, g.Dv, vr.at, Dvp, 1, dot_.at + i0, Tp, dst.at, kRows, false);  // dP^T = v do^T
+          if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(pt.at, kRows, nc, nr, j0, i0, g.shift);
+          const A* li = lse.at + i0;
+          const A* di = delta.at + i0;
+          for (int64_t jj = 0; jj < nc; ++jj) {
+            A* pr = pt.at + jj * kRows;
+            A* dsr = dst.at + jj * kRows;
+#pragma omp simd simdlen(16)
+            for (int64_t ii = 0; ii < nrp; ++ii) {
+              const A pv = vexp(pr[ii] - li[ii]);  // masked: e^-inf = 0
+              pr[ii] = pv;
+              dsr[ii] = pv * (dsr[ii] - di[ii]);
+            }
+          }
+          product<A>(nc, Dvp, nr, pt.at, kRows, 1, dor.at + i0 * Dvp, Dvp, dv.at, Dvp, true);  // dv += P^T do
+          product<A>(nc, Dp, nr, dst.at, kRows, 1, qs.at + i0 * Dp, Dp, dk.at, Dp, true);      // dk += dS^T qs
+          product<A>(nr, Dp, nc, dst.at, 1, kRows, kr.at, Dp, dqa + i0 * Dp, Dp, true);        // dq += dS k
+        }
+        T* dkb = p.dk.ptr<T>() + g.row(p.dk, bs, b, j0);
+        T* dvb = p.dv.ptr<T>() + g.row(p.dv, bs, b, j0);
+        for (int64_t c = 0; c < nc; ++c) {
+          if (nan_keys) {
+            fill_row(dkb + c * p.dk.stride[nb], p.dk.stride[nb + 1], g.D, static_cast<T>(kNaN));
+            fill_row(dvb + c * p.dv.stride[nb], p.dv.stride[nb + 1], g.Dv, static_cast<T>(kNaN));
+          } else {
+            store_row(dkb + c * p.dk.stride[nb], p.dk.stride[nb + 1], dk.at + c * Dp, g.D, A(1));
+            store_row(dvb + c * p.dv.stride[nb], p.dv.stride[nb + 1], dv.at + c * Dvp, g.Dv, A(1));
+          }
+        }
+      }
+      if (groups == 1) {
+        T* dqb = p.dq.ptr<T>() + g.row(p.dq, bs, b, 0);
+        for (int64_t i = 0; i < g.T; ++i) {
+          if (i < nan_rows)
+            fill_row(dqb + i * p.dq.stride[nb], p.dq.stride[nb + 1], g.D, static_cast<T>(kNaN));
+          else
+            store_row(dqb + i * p.dq.stride[nb], p.dq.stride[nb + 1], dqa + i * Dp, g.D, scale);
+        }
+      }
+    }
+  });
+  if (groups == 1) return;
+  // dq of each entry: its groups' slices added in group order.
+  parallel_for(g.batch * g.T, std::max<int64_t>(1, 4096 / (groups * Dp + 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / g.T, i = r % g.T;
+      T* dqr = p.dq.ptr<T>() + g.row(p.dq, bs, b, i);
+      for (int64_t d = 0; d < g.D; ++d) {
+        A sum = 0;
+        for (int64_t grp = 0; grp < groups; ++grp) sum += partial[((b * groups + grp) * g.T + i) * Dp + d];
+        dqr[d * p.dq.stride[nb + 1]] = static_cast<T>(i < nan_rows ? kNaN : scale * sum);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void attention_cpu(const AttentionParams& p) {
+  visit_floating(p.q.dtype, "attention_cpu", [&](auto tag) {
+    using T = decltype(tag);
+    if (p.backward)
+      attention_backward<T>(p);
+    else
+      attention_forward<T>(p);
+  });
+}
+
+Family<AttentionParams>& attention_family() {
+  static Family<AttentionParams>* f = make_cpu_family<AttentionParams>("attention", attention_ref, attention_cpu);
+  return *f;
+}
+
+}  // namespace tessel::kernels
