@@ -110,9 +110,10 @@ TEST_SUITE("autograd") {
       NoGradGuard ng;
       for (size_t n = 0; n < iv.size(); ++n) {
         const auto r = static_cast<int64_t>(n);
-        add_(select(want, 0, iv[n]), select(dy64, 0, r));
-        add_(select(want32, 0, iv[n]), select(dy2, 0, r));
-        add_(select(magnitude, 0, iv[n]), abs(select(dy64, 0, r)));
+        Tensor w64 = select(want, 0, iv[n]), w32 = select(want32, 0, iv[n]), mag = select(magnitude, 0, iv[n]);
+        add_(w64, select(dy64, 0, r));
+        add_(w32, select(dy2, 0, r));
+        add_(mag, abs(select(dy64, 0, r)));
       }
     }
     auto c = natural_closeness(grads[0], want32, want, magnitude);
