@@ -29,6 +29,8 @@ import time
 
 import torch
 
+from tessel_models import Gpt, Vit, param_groups
+
 DEVICE = "cpu"  # set by --device before any workload is built
 
 
@@ -103,68 +105,12 @@ def _attn_causal_fwdbwd(B, H, T, hd):
 
 
 # --- training steps: the models of `tessel train`, written the way a PyTorch user would -------
-# Same architecture, initialization scales, parameter groups and optimizer as tessel's side
-# (tools/bench_workloads.cpp, nn/transformer.cpp, tools/train_optimizer.cpp): pre-norm blocks,
-# qkv in one Linear, attention through F.scaled_dot_product_attention (PyTorch's fastest eager
-# path), erf-GELU MLP with ratio 4, LayerNorm eps 1e-5, AdamW(lr 2e-3, wd 0.05 on matrices
-# except positional tables), global-norm clipping at 1.
+# bench/peers/tessel_models.py: the same architecture, initialization scales and parameter names
+# as nn/transformer.cpp, attention through F.scaled_dot_product_attention (PyTorch's fastest
+# eager path); the parameter groups and optimizer of tools/train_optimizer.cpp: AdamW(lr 2e-3,
+# wd 0.05 on matrices except positional tables), global-norm clipping at 1.
 
 F = torch.nn.functional
-
-
-class Block(torch.nn.Module):
-    def __init__(self, d, heads, causal, ratio=4):
-        super().__init__()
-        self.heads, self.causal = heads, causal
-        self.norm1 = torch.nn.LayerNorm(d)
-        self.qkv = torch.nn.Linear(d, 3 * d)
-        self.proj = torch.nn.Linear(d, d)
-        self.norm2 = torch.nn.LayerNorm(d)
-        self.fc1 = torch.nn.Linear(d, ratio * d)
-        self.fc2 = torch.nn.Linear(ratio * d, d)
-
-    def forward(self, x):
-        B, T, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
-        x = x + self.proj(o.transpose(1, 2).reshape(B, T, D))
-        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
-
-
-class Vit(torch.nn.Module):
-    def __init__(self, d=128, depth=4, heads=4, patch=7, image=28, classes=10):
-        super().__init__()
-        n = (image // patch) ** 2
-        self.patch = patch
-        self.patch_embed = torch.nn.Linear(patch * patch, d)
-        self.cls = torch.nn.Parameter(torch.randn(1, 1, d) * 0.02)
-        self.pos = torch.nn.Parameter(torch.randn(1, n + 1, d) * 0.02)
-        self.blocks = torch.nn.Sequential(*[Block(d, heads, False) for _ in range(depth)])
-        self.norm = torch.nn.LayerNorm(d)
-        self.head = torch.nn.Linear(d, classes)
-
-    def forward(self, images):
-        B, C, H, W = images.shape
-        p = self.patch
-        x = images.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C * p * p)
-        h = torch.cat([self.cls.expand(B, 1, -1), self.patch_embed(x)], 1) + self.pos
-        return self.head(self.norm(self.blocks(h))[:, 0])
-
-
-class Gpt(torch.nn.Module):
-    def __init__(self, d=128, depth=4, heads=4, context=128, vocab=256):
-        super().__init__()
-        self.tokens = torch.nn.Embedding(vocab, d)
-        self.positions = torch.nn.Embedding(context, d)
-        with torch.no_grad():
-            self.tokens.weight.mul_(0.02)
-            self.positions.weight.mul_(0.01)
-        self.blocks = torch.nn.Sequential(*[Block(d, heads, True) for _ in range(depth)])
-        self.norm = torch.nn.LayerNorm(d)
-
-    def forward(self, ids):
-        h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1], device=ids.device))
-        return F.linear(self.norm(self.blocks(h)), self.tokens.weight)  # tied head
 
 
 def _train_step(model, x, y, label_smoothing):
@@ -172,8 +118,7 @@ def _train_step(model, x, y, label_smoothing):
     x, y = dev(x), dev(y)
 
     def make():
-        decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
-        no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
+        decay, no_decay = param_groups(model)
         opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=2e-3,
                                 weight_decay=0.05)
 

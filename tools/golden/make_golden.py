@@ -3,7 +3,7 @@
 
 An independent framework pins the numerics of whole layers and of a few training steps
 (DESIGN.md, "How we know it works"). This script builds the models of nn/transformer.cpp in
-PyTorch with the same parameter names, computes in float64 from float32 weights and inputs
+PyTorch with the same parameter names (bench/peers/tessel_models.py), computes in float64 from float32 weights and inputs
 (so the stored answers are the exact results for the stored inputs, up to f64 rounding), and
 writes safetensors files under tests/golden/. The files are committed; the C++ test needs no
 Python. Regenerate only when a model's definition changes:
@@ -20,91 +20,19 @@ Files (all tensors F32; inputs, weights, and the f64 answers rounded to f32):
                         weights after 3 steps of AdamW with global-norm clipping
 """
 import argparse
-import math
 import os
+import sys
 
 import torch
 from safetensors.torch import save_file
 
+# The PyTorch mirror of nn/transformer.cpp, shared with the peer benchmark; attention written
+# out (fused=False), not through PyTorch's fused kernel.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "peers"))
+from tessel_models import Block, Gpt, Vit, param_groups  # noqa: E402
+
 torch.set_default_dtype(torch.float64)
 F = torch.nn.functional
-
-
-class Attention(torch.nn.Module):
-    def __init__(self, d, heads, causal):
-        super().__init__()
-        self.heads, self.causal = heads, causal
-        self.qkv = torch.nn.Linear(d, 3 * d)
-        self.proj = torch.nn.Linear(d, d)
-
-    def forward(self, x):
-        B, T, D = x.shape
-        hd = D // self.heads
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
-        s = (q @ k.transpose(-1, -2)) / math.sqrt(hd)  # written out: no fused kernel in the reference
-        if self.causal:
-            s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
-        o = torch.softmax(s, -1) @ v
-        return self.proj(o.transpose(1, 2).reshape(B, T, D))
-
-
-class Mlp(torch.nn.Module):
-    def __init__(self, d, ratio):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(d, ratio * d)
-        self.fc2 = torch.nn.Linear(ratio * d, d)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))  # erf GELU
-
-
-class Block(torch.nn.Module):
-    def __init__(self, d, heads, causal, ratio=4):
-        super().__init__()
-        self.norm1 = torch.nn.LayerNorm(d, eps=1e-5)
-        self.attn = Attention(d, heads, causal)
-        self.norm2 = torch.nn.LayerNorm(d, eps=1e-5)
-        self.ffn = Mlp(d, ratio)
-
-    def forward(self, x):
-        h = x + self.attn(self.norm1(x))
-        return h + self.ffn(self.norm2(h))
-
-
-class Vit(torch.nn.Module):
-    def __init__(self, d, depth, heads, patch=7, image=28, classes=10):
-        super().__init__()
-        n = (image // patch) ** 2
-        self.patch = patch
-        self.patch_embed = torch.nn.Linear(patch * patch, d)
-        self.cls = torch.nn.Parameter(torch.randn(1, 1, d) * 0.02)
-        self.pos = torch.nn.Parameter(torch.randn(1, n + 1, d) * 0.02)
-        self.blocks = torch.nn.Sequential(*[Block(d, heads, False) for _ in range(depth)])
-        self.norm = torch.nn.LayerNorm(d, eps=1e-5)
-        self.head = torch.nn.Linear(d, classes)
-
-    def forward(self, images):
-        B, C, H, W = images.shape
-        p = self.patch
-        x = images.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, -1, C * p * p)
-        h = torch.cat([self.cls.expand(B, 1, -1), self.patch_embed(x)], 1) + self.pos
-        return self.head(self.norm(self.blocks(h))[:, 0])
-
-
-class Gpt(torch.nn.Module):
-    def __init__(self, d, depth, heads, context, vocab=256):
-        super().__init__()
-        self.tokens = torch.nn.Embedding(vocab, d)
-        self.positions = torch.nn.Embedding(context, d)
-        with torch.no_grad():
-            self.tokens.weight.mul_(0.02)
-            self.positions.weight.mul_(0.01)
-        self.blocks = torch.nn.Sequential(*[Block(d, heads, True) for _ in range(depth)])
-        self.norm = torch.nn.LayerNorm(d, eps=1e-5)
-
-    def forward(self, ids):
-        h = self.tokens(ids) + self.positions(torch.arange(ids.shape[1]))
-        return F.linear(self.norm(self.blocks(h)), self.tokens.weight)  # tied head
 
 
 def f32(t):
@@ -130,7 +58,7 @@ def out32(d):
 
 def block_case(prefix, causal, g):
     d, heads, B, T = 32, 4, 2, 9
-    m = Block(d, heads, causal)
+    m = Block(d, heads, causal, fused=False)
     round_weights(m)
     x = f32(torch.randn(B, T, d, generator=g)).requires_grad_()
     r = f32(torch.randn(B, T, d, generator=g))
@@ -144,7 +72,7 @@ def block_case(prefix, causal, g):
 
 
 def vit_case(g):
-    m = Vit(d=32, depth=2, heads=4)
+    m = Vit(d=32, depth=2, heads=4, fused=False)
     round_weights(m)
     images = f32(torch.rand(3, 1, 28, 28, generator=g))
     labels = torch.tensor([3, 0, 9])
@@ -159,11 +87,10 @@ def vit_case(g):
 
 
 def gpt_case(g, steps=3):
-    m = Gpt(d=32, depth=2, heads=4, context=16)
+    m = Gpt(d=32, depth=2, heads=4, context=16, fused=False)
     round_weights(m)
     out = {f"init.{n}": p.clone() for n, p in m.named_parameters()}
-    decay = [p for n, p in m.named_parameters() if p.dim() >= 2 and "pos" not in n]
-    no_decay = [p for n, p in m.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
+    decay, no_decay = param_groups(m)
     opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}], lr=1e-2,
                             betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
     losses = []
