@@ -43,13 +43,7 @@ struct Problem {
     b = nt ? transpose(b_store, 0, 1) : b_store;
     c = empty({M, N}, {.dtype = d, .device = Device::cuda()});
   }
-  kernels::MatmulParams params() const {
-    kernels::MatmulParams p;
-    p.a = a.buf();
-    p.b = b.buf();
-    p.c = c.buf();
-    return p;
-  }
+  kernels::MatmulParams params() const { return {.a = a.buf(), .b = b.buf(), .c = c.buf()}; }
   double flops() const { return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K); }
 };
 

@@ -41,13 +41,14 @@ void bm_elementwise(benchmark::State& state, const std::string& version, EwOp op
   report_bytes(state, secs, 4.0 * n * (arity + 1));
 }
 
-// Sum over the last dim (`rows` outputs) or, with transposed = true, over the first (each
-// output strides down a column). Bytes: the input once; the outputs are negligible.
-void bm_reduce(benchmark::State& state, const std::string& version, bool transposed) {
+// Sum (or sum of squares) over the last dim (`rows` outputs) or, with transposed = true, over
+// the first (each output strides down a column). Bytes: the input once; the outputs are
+// negligible.
+void bm_reduce(benchmark::State& state, const std::string& version, bool transposed, kernels::ReduceOp op) {
   const int64_t rows = state.range(0), cols = state.range(1);
   Tensor x = randn({rows, cols}), out = empty({transposed ? cols : rows});
   kernels::ReduceParams p;
-  p.op = kernels::ReduceOp::sum;
+  p.op = op;
   p.in = transposed ? transpose(x, 0, 1).buf() : x.buf();  // kept dim first, reduced dim last
   p.reduced = 1;
   p.out = out.buf();
@@ -72,11 +73,15 @@ const bool registered = [] {
     }
   }
   for (const std::string& v : kernels::reduce_family().versions(DeviceType::cpu)) {
-    benchmark::RegisterBenchmark(("reduce_sum_rows/" + v).c_str(), bm_reduce, v, false)
+    benchmark::RegisterBenchmark(("reduce_sum_rows/" + v).c_str(), bm_reduce, v, false, kernels::ReduceOp::sum)
         ->Args({4096, 4096})
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("reduce_sum_cols/" + v).c_str(), bm_reduce, v, true)
+    benchmark::RegisterBenchmark(("reduce_sum_cols/" + v).c_str(), bm_reduce, v, true, kernels::ReduceOp::sum)
         ->Args({4096, 4096})
+        ->UseRealTime();
+    // The gradient-norm term of clip_grad_norm: one tensor's sum of squares, a single output.
+    benchmark::RegisterBenchmark(("reduce_sumsq_all/" + v).c_str(), bm_reduce, v, false, kernels::ReduceOp::sumsq)
+        ->Args({1, kBig})
         ->UseRealTime();
   }
   return true;

@@ -53,13 +53,13 @@ struct MatmulParams {
   Buf c;  // [batch..., M, N]
   double alpha = 1;
   double beta = 0;
-  Buf bias;  // [N] or absent (data == nullptr)
+  Buf bias{};  // [N] or absent (data == nullptr)
   Activation act = Activation::none;
   // Optional (CPU versions only): also store the pre-activation z = alpha A B + beta C + bias
   // here, C's sizes and strides, not overlapping C. The training path of linear(x, w, b, act)
   // keeps z for the activation's gradient, written while the tile is in cache instead of by a
   // second GEMM in backward.
-  Buf pre;
+  Buf pre{};
 };
 
 // The activations of the epilogue, in the accumulation type (float or double). Every version

@@ -4,6 +4,7 @@
 // output) must agree to near machine precision: the CPU backward is itself gradchecked in the
 // other autograd suites, so agreement here gradchecks the CUDA backward. Ends with a 2-layer
 // MLP trained for a few steps on both devices. Skipped without a CUDA device.
+#include <array>
 #include <functional>
 #include <memory>
 
@@ -55,6 +56,17 @@ void check_matches_cpu(const char* name, const Fn& f, const std::vector<Tensor>&
 Tensor r64(const Shape& s, double scale = 1, double shift = 0) {
   NoGradGuard ng;
   return (randn(s, {.dtype = DType::f64}) * scale + shift).detach();
+}
+
+// Each tensor as a CPU leaf and a CUDA leaf ([0] cpu, [1] cuda), both requiring grad: the two
+// copies of a model's parameters that a CPU-vs-CUDA training comparison steps side by side.
+std::array<std::vector<Tensor>, 2> leaves_on_cpu_and_cuda(const std::vector<Tensor>& init) {
+  std::array<std::vector<Tensor>, 2> out;
+  for (const Tensor& t : init) {
+    out[0].push_back(t.detach().requires_grad_());
+    out[1].push_back(to_cuda(t).requires_grad_());
+  }
+  return out;
 }
 Tensor pos64(const Shape& s) {
   NoGradGuard ng;
@@ -189,14 +201,7 @@ TEST_SUITE("autograd/cuda") {
     Tensor label = randint(0, classes, {n});
     std::vector<Tensor> init = {r64({hidden, in}, 0.3), r64({hidden}, 0.1), r64({classes, hidden}, 0.2),
                                 r64({classes}, 0.1)};
-    std::vector<Tensor> params[2];  // [0] cpu, [1] cuda
-    for (const Tensor& t : init) {
-      Tensor c = t.detach(), d = to_cuda(t);
-      c.requires_grad_();
-      d.requires_grad_();
-      params[0].push_back(c);
-      params[1].push_back(d);
-    }
+    std::array<std::vector<Tensor>, 2> params = leaves_on_cpu_and_cuda(init);
     SGD opt0(params[0], {.lr = 0.1, .momentum = 0.9});
     SGD opt1(params[1], {.lr = 0.1, .momentum = 0.9});
     SGD* opts[2] = {&opt0, &opt1};
@@ -225,14 +230,7 @@ TEST_SUITE("autograd/cuda") {
     TESSEL_REQUIRE_CUDA();
     for (int which = 0; which < 3; ++which) {
       std::vector<Tensor> init = {r64({33, 7}), r64({7}), r64({1})};
-      std::vector<Tensor> params[2];  // [0] cpu, [1] cuda
-      for (const Tensor& t : init) {
-        Tensor c = t.detach(), d = to_cuda(t);
-        c.requires_grad_();
-        d.requires_grad_();
-        params[0].push_back(c);
-        params[1].push_back(d);
-      }
+      std::array<std::vector<Tensor>, 2> params = leaves_on_cpu_and_cuda(init);
       std::unique_ptr<optim::Optimizer> opt[2];
       for (int k = 0; k < 2; ++k) {
         if (which == 0) opt[k] = std::make_unique<optim::Adam>(params[k], optim::AdamOptions{.weight_decay = 0.01});

@@ -22,6 +22,7 @@
 #include "kernels/cuda_options.h"
 #include "kernels/matmul.h"
 #include "tests/helpers.h"
+#include "tests/kernels/matmul_params.h"
 
 using namespace tessel;
 using namespace tessel::testing;
@@ -58,19 +59,6 @@ Operand operand(const Shape& shape, DType t, int layout, bool integers) {
 
 Tensor on_cuda(const Tensor& x) { return to_device(x, Device::cuda()); }
 Tensor on_cpu(const Tensor& x) { return to_device(x, Device::cpu()); }
-
-kernels::MatmulParams params(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
-                             const Tensor& bias, Activation act) {
-  kernels::MatmulParams p;
-  p.a = a.buf();
-  p.b = b.buf();
-  p.c = c.buf();
-  p.alpha = alpha;
-  p.beta = beta;
-  if (bias.defined()) p.bias = bias.buf();
-  p.act = act;
-  return p;
-}
 
 const std::vector<std::string>& cuda_versions() {
   static const std::vector<std::string> v = kernels::matmul_family().versions(DeviceType::cuda);
@@ -113,15 +101,15 @@ void check_case(const Case& cs, std::map<std::string, int>& ran) {
     bias = {fill({2 * cs.N}, cs.dt, true), [](const Tensor& x) { return slice(x, 0, 0, x.size(0), 2); }};
 
   Tensor want_base = clone(c.base);
-  kernels::matmul_family().run_version("ref", params(a.cpu(), b.cpu(), c.view(want_base), cs.alpha, cs.beta,
-                                                     bias.base.defined() ? bias.cpu() : Tensor(), cs.act));
+  kernels::matmul_family().run_version("ref", matmul_params(a.cpu(), b.cpu(), c.view(want_base), cs.alpha, cs.beta,
+                                                            bias.base.defined() ? bias.cpu() : Tensor(), cs.act));
   const Tensor want = c.view(want_base);
 
   const Tensor da = a.view(on_cuda(a.base)), db = b.view(on_cuda(b.base));
   const Tensor dbias = bias.base.defined() ? bias.view(on_cuda(bias.base)) : Tensor();
   for (const std::string& v : cuda_versions()) {
     Tensor dc_base = on_cuda(c.base);
-    const auto p = params(da, db, c.view(dc_base), cs.alpha, cs.beta, dbias, cs.act);
+    const auto p = matmul_params(da, db, c.view(dc_base), cs.alpha, cs.beta, dbias, cs.act);
     if (!kernels::matmul_family().accepts(v, p)) continue;
     kernels::matmul_family().run_version(v, p);
     cuda_synchronize();

@@ -18,6 +18,7 @@
 
 #include "core/cpu_features.h"
 #include "tests/helpers.h"
+#include "tests/kernels/matmul_params.h"
 
 using namespace tessel;
 using namespace tessel::testing;
@@ -58,19 +59,6 @@ Tensor output_like(const Shape& shape, DType t, bool c_transposed) {
   return transpose(empty(s, {.dtype = t}), -1, -2).detach();
 }
 
-kernels::MatmulParams params(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
-                             const Tensor& bias = Tensor(), kernels::Activation act = kernels::Activation::none) {
-  kernels::MatmulParams p;
-  p.a = a.buf();
-  p.b = b.buf();
-  p.c = c.buf();
-  p.alpha = alpha;
-  p.beta = beta;
-  if (bias.defined()) p.bias = bias.buf();
-  p.act = act;
-  return p;
-}
-
 std::vector<std::string> versions() { return kernels::matmul_family().versions(DeviceType::cpu); }
 
 struct Case {
@@ -96,14 +84,14 @@ int check_all(const Case& cs) {
     return c;
   };
   Tensor want = fresh_c();
-  kernels::matmul_family().run_version("ref", params(cs.a, cs.b, want, cs.alpha, cs.beta, cs.bias, cs.act));
+  kernels::matmul_family().run_version("ref", matmul_params(cs.a, cs.b, want, cs.alpha, cs.beta, cs.bias, cs.act));
   const auto w = want.to_vector<double>();
   std::vector<double> bound;
   if (!cs.exact) {
     // Per-element bound from |alpha| |A| |B| + |beta| |C0|, computed by ref in f64.
     Tensor abs_prod = empty(cs.c0.sizes(), {.dtype = DType::f64});
     kernels::matmul_family().run_version(
-        "ref", params(abs(to_dtype(cs.a, DType::f64)), abs(to_dtype(cs.b, DType::f64)), abs_prod, 1.0, 0.0));
+        "ref", matmul_params(abs(to_dtype(cs.a, DType::f64)), abs(to_dtype(cs.b, DType::f64)), abs_prod, 1.0, 0.0));
     const auto ap = abs_prod.to_vector<double>();
     const auto cv = cs.beta != 0 ? to_dtype(cs.c0, DType::f64).to_vector<double>() : std::vector<double>(w.size(), 0.0);
     const double K = static_cast<double>(cs.a.size(-1));
@@ -122,7 +110,7 @@ int check_all(const Case& cs) {
   for (const auto& v : versions()) {
     if (v == "ref") continue;
     Tensor got = fresh_c();
-    const auto p = params(cs.a, cs.b, got, cs.alpha, cs.beta, cs.bias, cs.act);
+    const auto p = matmul_params(cs.a, cs.b, got, cs.alpha, cs.beta, cs.bias, cs.act);
     if (!kernels::matmul_family().accepts(v, p)) continue;
     kernels::matmul_family().run_version(v, p);
     ++ran;
@@ -159,7 +147,7 @@ Case make_case(const Tensor& a, const Tensor& b, DType t, bool c_transposed = fa
 TEST_SUITE("kernels") {
   TEST_CASE("matmul: versions this CPU cannot run are named (and the ones it can are used)") {
     Tensor a = randn({4, 4}), b = randn({4, 4}), c = empty({4, 4});
-    const auto p = params(a, b, c, 1, 0);
+    const auto p = matmul_params(a, b, c, 1, 0);
     const CpuFeatures& f = cpu_features();
     for (const auto& v : versions())
       if (!kernels::matmul_family().accepts(v, p))
@@ -169,7 +157,7 @@ TEST_SUITE("kernels") {
       CHECK(kernels::matmul_family().accepts("cpu_avx512", p));
     if (f.avx2 && f.fma) CHECK(kernels::matmul_family().accepts("cpu_avx2", p));
     Tensor ab = randn({4, 4}, {.dtype = DType::bf16}), cb = empty({4, 4}, {.dtype = DType::bf16});
-    if (f.avx512_bf16) CHECK(kernels::matmul_family().accepts("cpu_avx512", params(ab, ab, cb, 1, 0)));
+    if (f.avx512_bf16) CHECK(kernels::matmul_family().accepts("cpu_avx512", matmul_params(ab, ab, cb, 1, 0)));
   }
 
   TEST_CASE("matmul: every version vs ref over odd M, N, K, all layouts, 1 and 2 threads") {
@@ -303,16 +291,16 @@ TEST_SUITE("kernels") {
             INFO("version ", v, " dtype ", std::string(dtype_name(t)), " act ",
                  std::string(kernels::activation_name(act)), " M N K ", M, " ", N, " ", K, " c transposed ", ct);
             Tensor c = poisoned(), z = poisoned(), c_plain = poisoned(), z_plain = poisoned(), z_again = poisoned();
-            kernels::MatmulParams p = params(a, b, c, 1.0, 0.0, bias, act);
+            kernels::MatmulParams p = matmul_params(a, b, c, 1.0, 0.0, bias, act);
             p.pre = z.buf();
             if (!kernels::matmul_family().accepts(v, p)) continue;
             kernels::matmul_family().run_version(v, p);
-            kernels::MatmulParams q = params(a, b, z_plain, 1.0, 0.0, bias, Activation::none);
+            kernels::MatmulParams q = matmul_params(a, b, z_plain, 1.0, 0.0, bias, Activation::none);
             q.pre = z_again.buf();
             kernels::matmul_family().run_version(v, q);
             CHECK_EQUAL_TENSOR(z, z_plain);
             CHECK_EQUAL_TENSOR(z_again, z_plain);
-            kernels::matmul_family().run_version(v, params(a, b, c_plain, 1.0, 0.0, bias, act));
+            kernels::matmul_family().run_version(v, matmul_params(a, b, c_plain, 1.0, 0.0, bias, act));
             const double tol = t == DType::bf16 ? 2e-2 : t == DType::f32 ? 1e-5 : 1e-12;
             CHECK_CLOSE(c, c_plain, tol, tol);
           }
@@ -410,11 +398,11 @@ TEST_SUITE("kernels") {
           Shape cs = x.sizes();
           cs.back() = y.size(-1);
           Tensor c1 = empty(cs, {.dtype = t}), c2 = empty(cs, {.dtype = t});
-          if (!kernels::matmul_family().accepts(v, params(x, y, c1, 1.0, 0.0))) continue;
+          if (!kernels::matmul_family().accepts(v, matmul_params(x, y, c1, 1.0, 0.0))) continue;
           set_num_threads(1);
-          kernels::matmul_family().run_version(v, params(x, y, c1, 1.0, 0.0));
+          kernels::matmul_family().run_version(v, matmul_params(x, y, c1, 1.0, 0.0));
           set_num_threads(2);
-          kernels::matmul_family().run_version(v, params(x, y, c2, 1.0, 0.0));
+          kernels::matmul_family().run_version(v, matmul_params(x, y, c2, 1.0, 0.0));
           INFO("version ", v, " dtype ", std::string(dtype_name(t)), " shape ", shape_str(cs));
           CHECK_EQUAL_TENSOR(c2, c1);
         }
@@ -436,8 +424,8 @@ TEST_SUITE("kernels") {
     Tensor a = ones({1, 4096}, {.dtype = DType::bf16}), b = ones({4096, 1}, {.dtype = DType::bf16});
     for (const auto& v : versions()) {
       Tensor c = empty({1, 1}, {.dtype = DType::bf16});
-      if (!kernels::matmul_family().accepts(v, params(a, b, c, 1.0, 0.0))) continue;
-      kernels::matmul_family().run_version(v, params(a, b, c, 1.0, 0.0));
+      if (!kernels::matmul_family().accepts(v, matmul_params(a, b, c, 1.0, 0.0))) continue;
+      kernels::matmul_family().run_version(v, matmul_params(a, b, c, 1.0, 0.0));
       INFO("version ", v);
       CHECK(c.item() == 4096.0);
     }
@@ -447,18 +435,18 @@ TEST_SUITE("kernels") {
     const CpuFeatures& f = cpu_features();
     Tensor a = randn({8, 8}), b = randn({8, 8}), c = empty({8, 8});
     auto& fam = kernels::matmul_family();
-    const std::string best = fam.accepts("cpu_avx512", params(a, b, c, 1, 0)) ? "cpu_avx512"
-                             : fam.accepts("cpu_avx2", params(a, b, c, 1, 0)) ? "cpu_avx2"
-                                                                              : "cpu_packed";
+    const std::string best = fam.accepts("cpu_avx512", matmul_params(a, b, c, 1, 0)) ? "cpu_avx512"
+                             : fam.accepts("cpu_avx2", matmul_params(a, b, c, 1, 0)) ? "cpu_avx2"
+                                                                                     : "cpu_packed";
     const auto all = versions();
     CHECK(all.front() == "cpu_amx");  // the top rung; it takes only bf16, so f32 goes to the next
-    CHECK(!fam.accepts("cpu_amx", params(a, b, c, 1, 0)));
+    CHECK(!fam.accepts("cpu_amx", matmul_params(a, b, c, 1, 0)));
     if (f.amx_tile && f.amx_bf16) {
       Tensor ab = randn({8, 8}, {.dtype = DType::bf16}), cb = empty({8, 8}, {.dtype = DType::bf16});
-      CHECK(fam.accepts("cpu_amx", params(ab, ab, cb, 1, 0)));
+      CHECK(fam.accepts("cpu_amx", matmul_params(ab, ab, cb, 1, 0)));
     }
     for (const auto& v : all)
-      if (fam.accepts(v, params(a, b, c, 1, 0))) {
+      if (fam.accepts(v, matmul_params(a, b, c, 1, 0))) {
         CHECK(v == best);
         break;
       }
