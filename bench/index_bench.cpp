@@ -28,18 +28,6 @@ using kernels::IndexOp;
 
 enum class Case { gather, index_select, embedding };
 
-// A 1-d index viewed as `shape` (stride 0 except along `dim`): how index_select and embedding
-// hand their index to the kernel.
-Buf broadcast_index(const Tensor& index, const Shape& shape, int dim) {
-  Buf b = index.buf();
-  b.ndim = static_cast<int>(shape.size());
-  for (int d = 0; d < b.ndim; ++d) {
-    b.size[d] = shape[d];
-    b.stride[d] = d == dim ? index.stride(0) : 0;
-  }
-  return b;
-}
-
 void bm_index(benchmark::State& state, const std::string& version, Case c, bool backward) {
   const int64_t R = state.range(0);
   Tensor indexed, dense, index;
@@ -59,7 +47,7 @@ void bm_index(benchmark::State& state, const std::string& version, Case c, bool 
       dense = randn({R, 1024});
       index = randint(0, 4096, {1024});
       p.dim = 1;
-      p.index = broadcast_index(index, {R, 1024}, 1);
+      p.index = kernels::broadcast_index(index.buf(), {R, 1024}, 1);
       k = 1024;
       break;
     case Case::embedding:
@@ -67,7 +55,7 @@ void bm_index(benchmark::State& state, const std::string& version, Case c, bool 
       dense = randn({R, 1024});
       index = randint(0, 32000, {R});
       p.dim = 0;
-      p.index = broadcast_index(index, {R, 1024}, 0);
+      p.index = kernels::broadcast_index(index.buf(), {R, 1024}, 0);
       k = R;
       break;
   }

@@ -19,6 +19,8 @@
 // iteration's `dim` coordinate, in every version; writes never race (see cpu/index.cpp).
 // Cost: numel(S) reads of index and dense, and as many reads (and writes) of indexed.
 #pragma once
+#include <vector>
+
 #include "core/buf.h"
 #include "kernels/registry.h"
 
@@ -33,6 +35,18 @@ struct IndexParams {
   Buf indexed;  // addressed through the index: gather reads it, scatter_add adds into it
   Buf dense;    // shape S: gather writes it, scatter_add reads it
 };
+
+// A 1-d (or 0-d) index viewed over the iteration shape `shape`: stride 0 except along dim. This
+// is how index_select, index_add and embedding, whose index is 1-d, hand it to the kernels.
+inline Buf broadcast_index(Buf index, const std::vector<int64_t>& shape, int dim) {
+  const int64_t along = index.ndim == 1 ? index.stride[0] : 0;
+  index.ndim = static_cast<int>(shape.size());
+  for (int d = 0; d < index.ndim; ++d) {
+    index.size[d] = shape[d];
+    index.stride[d] = d == dim ? along : 0;
+  }
+  return index;
+}
 
 Family<IndexParams>& index_family();
 void index_ref(const IndexParams& p);

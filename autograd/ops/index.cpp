@@ -64,16 +64,9 @@ void check_src(const Tensor& x, const Tensor& src, const char* op) {
   check(src.device() == x.device(), op, "devices differ: x on ", x.device().str(), ", src on ", src.device().str());
 }
 
-// Index buffer of a 1-d (or 0-d) index broadcast over `shape`: stride 0 except along dim.
+// kernels::broadcast_index over a tensor's Buf.
 Buf broadcast_index(const Tensor& index, const Shape& shape, int64_t dim) {
-  Buf b = index.buf();
-  b.ndim = static_cast<int>(shape.size());
-  for (int d = 0; d < b.ndim; ++d) {
-    b.size[d] = shape[d];
-    b.stride[d] = 0;
-  }
-  if (index.dim() == 1) b.stride[dim] = index.stride(0);
-  return b;
+  return kernels::broadcast_index(index.buf(), shape, static_cast<int>(dim));
 }
 
 void run_index(IndexOp op, int64_t dim, const Buf& index, const Tensor& indexed, const Tensor& dense_sized) {

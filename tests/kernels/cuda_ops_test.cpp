@@ -401,18 +401,6 @@ Tensor run_index(const std::string& version, IndexOp op, int dim, const Buf& ind
   return to_cpu(acc);
 }
 
-// A 1-d index of n values in [0, size) viewed over `shape` along dim (stride 0 elsewhere),
-// the way index_select and embedding pass it.
-Buf broadcast_index_buf(const Tensor& index, const Shape& shape, int dim) {
-  Buf b = index.buf();
-  b.ndim = static_cast<int>(shape.size());
-  for (int d = 0; d < b.ndim; ++d) {
-    b.size[d] = shape[d];
-    b.stride[d] = d == dim ? index.stride(0) : 0;
-  }
-  return b;
-}
-
 }  // namespace
 
 TEST_SUITE("kernels/cuda") {
@@ -504,7 +492,8 @@ TEST_SUITE("kernels/cuda") {
           Pair index = pair_of(to_dtype(randint(0, V, {N}), it));  // repeats: accumulation order matters
           Pair dense = pair_of(values({N, D}), nullptr);
           const Shape s = {N, D};
-          Buf ic = broadcast_index_buf(index.cpu, s, 0), id = broadcast_index_buf(index.dev, s, 0);
+          Buf ic = kernels::broadcast_index(index.cpu.buf(), s, 0),
+              id = kernels::broadcast_index(index.dev.buf(), s, 0);
           INFO("embedding dtype ", name_of(dt), " index ", name_of(it), " V ", V, " D ", D, " N ", N);
           CHECK_EQUAL_TENSOR(run_index("cuda", IndexOp::gather, 0, id, table.dev, s, Tensor()),
                              run_index("ref", IndexOp::gather, 0, ic, table.cpu, s, Tensor()));
