@@ -197,6 +197,15 @@ const bool registered = [] {
       register_shape("matmul_xf", fmt("4096x%ldx%ld_nt", n, k), 4096, n, k, Trans::nt, DType::f32, 2, false);
       register_shape("matmul_xf", fmt("%ldx%ldx4096_tn", n, k), n, k, 4096, Trans::tn, DType::f32, 2, false);
     }
+  // The linear layers of the ViT training step (tessel bench peers' vit_fmnist_step: 128 images of
+  // 17 tokens, width 128, MLP 512), on one thread: forward x W^T (nt), input gradient dY W (nn),
+  // weight gradient dY^T X (tn). Small K and N are where a GEMM's per-tile overheads show.
+  constexpr int64_t kTok = 128 * 17;
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{384, 128}, {128, 128}, {512, 128}, {128, 512}}) {
+    register_shape("matmul_vit", fmt("%ldx%ldx%ld_nt", kTok, n, k), kTok, n, k, Trans::nt, DType::f32, 1, false);
+    register_shape("matmul_vit", fmt("%ldx%ldx%ld_nn", kTok, k, n), kTok, k, n, Trans::nn, DType::f32, 1, false);
+    register_shape("matmul_vit", fmt("%ldx%ldx%ld_tn", n, k, kTok), n, k, kTok, Trans::tn, DType::f32, 1, false);
+  }
   for (int64_t n : {1024, 2048})
     for (int threads : {2, 1})
       register_shape("matmul_bf16", fmt("n%ld", n), n, n, n, Trans::nn, DType::bf16, threads, n == 1024);
