@@ -11,10 +11,15 @@
 // once). beta == 0 means C is not read at all (BLAS semantics), so an uninitialised or
 // NaN-filled C is fine.
 //
-// The epilogue (bias, then the activation) runs on each block of C while it is still in
-// cache, so a layer y = act(x W^T + b) reads and writes its output once instead of three
-// times; with `pre` set it also stores the pre-activation beside it (for the backward). `bias` is absent when bias.data
-// == nullptr; otherwise it is 1-d of size N with any stride and C's dtype.
+// The epilogue (bias, then the activation, then an optional elementwise factor) runs on each
+// block of C while it is still in cache, so a layer y = act(x W^T + b) reads and writes its
+// output once instead of three times. For training, two more operands (CPU versions only):
+//   dact  receives act'(z) at z = alpha A B + beta C + bias, beside y = act(z): the backward of
+//         the activation is then one multiply, dz = dy * dact, with no transcendental left;
+//   mul   multiplies the result elementwise: C = act(z) * mul. The backward of a two-layer MLP
+//         forms dz = (dy W2) * dact in the epilogue of that GEMM instead of a pass of its own.
+// `bias` is absent when bias.data == nullptr; otherwise it is 1-d of size N with any stride and
+// C's dtype.
 //
 // dtypes: A, B, C (and bias) share one dtype: f32, f64, bf16 or f16. The narrow formats
 // accumulate in f32 and round once, when C is written (acc_t<T>).
@@ -33,6 +38,7 @@
 #include <cstdint>
 
 #include "core/buf.h"
+#include "kernels/elementwise.h"
 #include "kernels/registry.h"
 
 namespace tessel::kernels {
@@ -46,6 +52,9 @@ const char* activation_name(Activation a);  // "none", "relu", "gelu_tanh", "gel
 // linear(x, w, b, act) equals act(linear(x, w, b)) bit for bit — and it is compiled once, for
 // the build's instruction set, not inside the GEMM files' per-ISA target regions.
 void activation_row_cpu(float* x, int64_t n, Activation act);
+// The same, and d[j] = act'(x[j]) from the same input (the elementwise ops' gradient formula
+// with dy = 1), in one pass.
+void activation_grad_row_cpu(float* x, float* d, int64_t n, Activation act);
 
 struct MatmulParams {
   Buf a;  // [batch..., M, K]
@@ -55,12 +64,25 @@ struct MatmulParams {
   double beta = 0;
   Buf bias{};  // [N] or absent (data == nullptr)
   Activation act = Activation::none;
-  // Optional (CPU versions only): also store the pre-activation z = alpha A B + beta C + bias
-  // here, C's sizes and strides, not overlapping C. The training path of linear(x, w, b, act)
-  // keeps z for the activation's gradient, written while the tile is in cache instead of by a
-  // second GEMM in backward.
-  Buf pre{};
+  // Optional (CPU versions only; absent when data == nullptr). Both have C's sizes, strides and
+  // dtype and do not overlap C or each other.
+  Buf dact{};  // receives act'(z) (the training path of linear(x, w, b, act) keeps it)
+  Buf mul{};   // C = act(z) * mul
 };
+
+// act'(x), for MatmulParams::dact: the elementwise ops' gradient formulas (kernels/elementwise.h)
+// with dy = 1, so dy * act'(z) is bitwise what the op's own backward computes.
+template <class A>
+inline A apply_activation_grad(A x, Activation act) {
+  switch (act) {
+    case Activation::none: return A(1);
+    case Activation::relu: return apply_elementwise<EwOp::relu_bwd, A>(A(1), x, A(0), 0, 0);
+    case Activation::gelu_tanh: return apply_elementwise<EwOp::gelu_tanh_bwd, A>(A(1), x, A(0), 0, 0);
+    case Activation::gelu_erf: return apply_elementwise<EwOp::gelu_erf_bwd, A>(A(1), x, A(0), 0, 0);
+    case Activation::silu: return apply_elementwise<EwOp::silu_bwd, A>(A(1), x, A(0), 0, 0);
+  }
+  return A(1);
+}
 
 // The activations of the epilogue, in the accumulation type (float or double). Every version
 // uses these, so they differ from ref only by the rounding of their input.
@@ -90,5 +112,17 @@ void matmul_amx(const MatmulParams& p);      // "cpu_amx": bf16 through AMX tile
 bool matmul_avx2_accepts(const MatmulParams& p);
 bool matmul_amx_accepts(const MatmulParams& p);
 bool matmul_avx512_accepts(const MatmulParams& p);
+
+// The last steps of one element in the scalar epilogues (ref, cpu_blocked, cpu_packed, and the
+// driver's edge and narrow-dtype paths): given z (bias included) in the accumulation type A,
+// stores act'(z) to *dact if wanted and returns act(z) * (*mul if wanted), rounded to C's T.
+template <class T, class A>
+inline T epilogue_value(A z, Activation act, T* dact, const T* mul) {
+  using R = acc_t<T>;
+  if (dact != nullptr) *dact = static_cast<T>(static_cast<R>(apply_activation_grad(z, act)));
+  A v = apply_activation(z, act);
+  if (mul != nullptr) v *= static_cast<A>(static_cast<R>(*mul));
+  return static_cast<T>(static_cast<R>(v));
+}
 
 }  // namespace tessel::kernels

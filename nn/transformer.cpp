@@ -56,8 +56,8 @@ Tensor Mlp::forward(const Tensor& x) {
     case Activation::tanh:
     case Activation::sigmoid: break;
   }
-  Tensor h = fused ? linear(x, fc1->weight, fc1->bias, *fused) : activate(fc1->forward(x), act);
-  return fc2->forward(h);
+  if (fused) return mlp(x, fc1->weight, fc1->bias, fc2->weight, fc2->bias, *fused);
+  return fc2->forward(activate(fc1->forward(x), act));
 }
 
 std::shared_ptr<Module> make_ffn(const BlockConfig& c) {

@@ -1,4 +1,4 @@
-// autograd/ops/matmul.h — matrix products: matmul (torch.matmul semantics), bmm, linear.
+// autograd/ops/matmul.h — matrix products: matmul (torch.matmul semantics), bmm, linear, mlp.
 //
 // matmul(a, b), by the ranks of a and b (like torch.matmul):
 //   1-d x 1-d   dot product, a 0-d result
@@ -20,10 +20,18 @@
 // the activation run in the GEMM's epilogue on each tile while it is in cache, so the layer
 // reads and writes y once (kernels/matmul.h). act: none, relu, gelu_tanh, gelu_erf, silu.
 // Backward: dz = act'(z) * dy, then dx = dz @ weight, dweight = dz^T @ x (over all leading
-// dims), dbias = dz summed over rows. The pre-activation z: on the CPU the GEMM's epilogue
-// stores it beside y when a gradient will be needed (as the unfused act(linear(...)) would keep
-// it, but written from cache); on CUDA it is recomputed by one more GEMM (nothing of size y is
-// saved), and so it is for a double backward. relu needs no z: z > 0 exactly where y > 0.
+// dims), dbias = dz summed over rows. act'(z): on the CPU the GEMM's epilogue stores it beside
+// y when a gradient will be needed (where the unfused act(linear(...)) would keep z and evaluate
+// act' in the backward), so dz is one multiply; on CUDA z is recomputed by one more GEMM
+// (nothing of size y is saved), and so it is for a double backward. relu needs neither: z > 0
+// exactly where y > 0.
+//
+// mlp(x, w1, b1, w2, b2, act): linear(linear(x, w1, b1, act), w2, b2), the transformer's
+// feed-forward block, as one node whose backward fuses across the two layers: the input
+// gradient of the second layer and the activation's gradient are one GEMM, dz = (dy @ w2) *
+// act'(z), with act'(z) kept by the first GEMM's epilogue — the activation's backward has no
+// pass over memory of its own. CPU training only; elsewhere (CUDA, no gradient, act = none) it
+// records the two linear layers, and a double backward uses their unfused formulas.
 #pragma once
 #include "core/tensor.h"
 #include "kernels/matmul.h"
@@ -39,5 +47,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // The fused layer: act(x @ weight^T + bias); bias may be undefined.
 using Activation = kernels::Activation;
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Activation act);
+// The two-layer MLP act(x @ w1^T + b1) @ w2^T + b2 with a fused backward; b1, b2 may be undefined.
+Tensor mlp(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, Activation act);
 
 }  // namespace tessel

@@ -110,7 +110,8 @@ void gemm_cpu(const MatmulParams& p) {
       const T* Ab = p.a.ptr<T>() + it.off[0] + i0 * sa0;
       const T* Bb = p.b.ptr<T>() + it.off[1];
       T* Cb = p.c.ptr<T>() + it.off[2] + i0 * sc0;
-      T* Zb = p.pre.data ? p.pre.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;  // same strides as C
+      T* Db = p.dact.data ? p.dact.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;  // same strides as C
+      const T* Mb = p.mul.data ? p.mul.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;
       const int64_t m = std::min(mc, M - i0), mp = round_up(m, kMR);
       for (int64_t jc = 0; jc < N; jc += kNC) {
         const int64_t nc = std::min(kNC, N - jc), ncp = round_up(nc, NR);
@@ -152,14 +153,14 @@ void gemm_cpu(const MatmulParams& p) {
         }
         for (int64_t i = 0; i < m; ++i) {
           const A* src = cacc.data() + i * ncp;
-          T* dst = Cb + i * sc0 + jc * sc1;
-          T* zdst = Zb ? Zb + i * sc0 + jc * sc1 : nullptr;
+          const int64_t o = i * sc0 + jc * sc1;
+          T* dst = Cb + o;
           for (int64_t j = 0; j < nc; ++j) {
             A v = alpha * src[j];
             if (beta != A(0)) v += beta * static_cast<A>(dst[j * sc1]);
             if (bias) v += static_cast<A>(bias[(jc + j) * sbias]);
-            if (zdst) zdst[j * sc1] = static_cast<T>(v);
-            dst[j * sc1] = static_cast<T>(apply_activation(v, p.act));
+            dst[j * sc1] =
+                epilogue_value<T>(v, p.act, Db ? Db + o + j * sc1 : nullptr, Mb ? Mb + o + j * sc1 : nullptr);
           }
         }
       }

@@ -657,7 +657,7 @@ void skinny_columns(const Skinny& s, bool axpy, int64_t width, int64_t b0, int64
 // Runs p through the skinny kernels if it is a single f32 GEMM with M or N <= kSkinny and a B
 // layout they read directly; false: use the packed driver.
 bool try_skinny(const MatmulParams& p) {
-  if (p.pre.data != nullptr) return false;  // the driver's epilogue stores the pre-activation
+  if (p.dact.data != nullptr || p.mul.data != nullptr) return false;  // the driver's epilogue has them
   const int nb = p.c.ndim - 2;
   for (int d = 0; d < nb; ++d)
     if (p.c.size[d] != 1) return false;  // batches go through the driver's batch split

@@ -51,7 +51,8 @@ void gemm_blocked(const MatmulParams& p) {
       const T* Ab = p.a.ptr<T>() + it.off[0] + i0 * sa0;
       const T* Bb = p.b.ptr<T>() + it.off[1];
       T* Cb = p.c.ptr<T>() + it.off[2] + i0 * sc0;
-      T* Zb = p.pre.data ? p.pre.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;  // same strides as C
+      T* Db = p.dact.data ? p.dact.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;  // same strides as C
+      const T* Mb = p.mul.data ? p.mul.ptr<T>() + it.off[2] + i0 * sc0 : nullptr;
       for (int64_t j0 = 0; j0 < N; j0 += kNB) {
         const int64_t nbk = std::min(kNB, N - j0);
         std::fill(acc.begin(), acc.end(), A(0));
@@ -71,12 +72,12 @@ void gemm_blocked(const MatmulParams& p) {
         }
         for (int64_t i = 0; i < mb; ++i)
           for (int64_t j = 0; j < nbk; ++j) {
-            T& c = Cb[i * sc0 + (j0 + j) * sc1];
+            const int64_t o = i * sc0 + (j0 + j) * sc1;
+            T& c = Cb[o];
             A v = alpha * acc[i * kNB + j];
             if (beta != A(0)) v += beta * static_cast<A>(c);
             if (bias) v += static_cast<A>(bias[(j0 + j) * sbias]);
-            if (Zb) Zb[i * sc0 + (j0 + j) * sc1] = static_cast<T>(v);
-            c = static_cast<T>(apply_activation(v, p.act));
+            c = epilogue_value<T>(v, p.act, Db ? Db + o : nullptr, Mb ? Mb + o : nullptr);
           }
       }
     }

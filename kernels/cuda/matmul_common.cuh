@@ -48,7 +48,8 @@ struct GemmArgs {
 
 // Reads the op's params into GemmArgs (host side).
 inline GemmArgs make_args(const MatmulParams& p) {
-  check(p.pre.data == nullptr, "matmul", "the pre-activation output (MatmulParams::pre) is CPU-only");
+  check(p.dact.data == nullptr && p.mul.data == nullptr, "matmul",
+        "the epilogue operands MatmulParams::dact and ::mul are CPU-only");
   GemmArgs g;
   const int nb = p.c.ndim - 2;
   g.nb = nb;

@@ -1,5 +1,5 @@
 // kernels/ref/matmul.cpp — the oracle:
-//   C[b][i, j] = act(alpha * sum_k A[b][i, k] B[b][k, j] + beta C[b][i, j] + bias[j]),
+//   C[b][i, j] = act(alpha * sum_k A[b][i, k] B[b][k, j] + beta C[b][i, j] + bias[j]) (* mul),
 // one output element at a time, k ascending. It accumulates in f64 whatever the dtype, so its
 // result is (nearly) the exactly rounded answer that every faster version is measured against;
 // a kernel that accumulates in f32 should differ from it by at most ~K eps_f32 |A| |B|.
@@ -22,7 +22,8 @@ void matmul_ref(const MatmulParams& p) {
       const T* A = p.a.ptr<T>() + it.off[0];
       const T* B = p.b.ptr<T>() + it.off[1];
       T* C = p.c.ptr<T>() + it.off[2];
-      T* Z = p.pre.data ? p.pre.ptr<T>() + it.off[2] : nullptr;  // same strides as C
+      T* D = p.dact.data ? p.dact.ptr<T>() + it.off[2] : nullptr;  // same strides as C
+      const T* Mu = p.mul.data ? p.mul.ptr<T>() + it.off[2] : nullptr;
       for (int64_t i = 0; i < M; ++i)
         for (int64_t j = 0; j < N; ++j) {
           double acc = 0;
@@ -33,9 +34,8 @@ void matmul_ref(const MatmulParams& p) {
           double v = p.alpha * acc;
           if (p.beta != 0) v += p.beta * static_cast<double>(static_cast<acc_t<T>>(c));
           if (bias) v += static_cast<double>(static_cast<acc_t<T>>(bias[j * p.bias.stride[0]]));
-          if (Z) Z[i * sc[0] + j * sc[1]] = static_cast<T>(static_cast<acc_t<T>>(v));
-          v = apply_activation(v, p.act);
-          c = static_cast<T>(static_cast<acc_t<T>>(v));
+          const int64_t o = i * sc[0] + j * sc[1];
+          c = epilogue_value<T>(v, p.act, D ? D + o : nullptr, Mu ? Mu + o : nullptr);
         }
     }
   });

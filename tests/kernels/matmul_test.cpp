@@ -267,42 +267,58 @@ TEST_SUITE("kernels") {
         }
   }
 
-  TEST_CASE("matmul: the pre-activation output (MatmulParams::pre) of every CPU version") {
-    // With pre set, C gets act(z) and pre gets z = alpha A B + beta C + bias. z must equal what
-    // the same version writes to C with no activation (bitwise: the same summation), and C what
-    // it writes without pre (close: without pre, cpu_avx512 may take its skinny kernels).
+  TEST_CASE("matmul: the training epilogue operands (MatmulParams::dact, ::mul) of every CPU version") {
+    // With dact and mul set, C gets act(z) * mul and dact gets act'(z), z = alpha A B + beta C +
+    // bias. Judged against z from the same version with neither (the same summation), pushed
+    // through the elementwise ops in f64.
     ThreadsGuard guard;
     using kernels::Activation;
     int n = 0;
     for (DType t : {DType::f32, DType::f64, DType::bf16})
-      for (Activation act : {Activation::relu, Activation::gelu_erf, Activation::silu, Activation::gelu_tanh})
+      for (Activation act :
+           {Activation::none, Activation::relu, Activation::gelu_erf, Activation::silu, Activation::gelu_tanh})
         for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{7, 300, 31}, std::tuple{70, 40, 600}}) {
           ++n;
           set_num_threads(1 + n % 2);
           const Tensor a = operand({M, K}, t, n % 3, false), b = operand({K, N}, t, (n + 1) % 3, false);
           const Tensor bias = randn({N}, {.dtype = t});
-          const bool ct = n % 4 == 0;  // a transposed C (and pre) every fourth case
+          const bool ct = n % 4 == 0;  // a transposed C (and dact, mul) every fourth case
           auto poisoned = [&] {
             Tensor c = output_like({M, N}, t, ct);
             fill_raw(c, std::nan(""));
             return c;
           };
+          Tensor m = output_like({M, N}, t, ct);
+          copy_(m, randn({M, N}, {.dtype = t}));
           for (const auto& v : versions()) {
             INFO("version ", v, " dtype ", std::string(dtype_name(t)), " act ",
                  std::string(kernels::activation_name(act)), " M N K ", M, " ", N, " ", K, " c transposed ", ct);
-            Tensor c = poisoned(), z = poisoned(), c_plain = poisoned(), z_plain = poisoned(), z_again = poisoned();
+            Tensor c = poisoned(), d = poisoned(), z = poisoned(), c_dact = poisoned(), d_only = poisoned();
             kernels::MatmulParams p = matmul_params(a, b, c, 1.0, 0.0, bias, act);
-            p.pre = z.buf();
+            p.dact = d.buf();
+            p.mul = m.buf();
             if (!kernels::matmul_family().accepts(v, p)) continue;
             kernels::matmul_family().run_version(v, p);
-            kernels::MatmulParams q = matmul_params(a, b, z_plain, 1.0, 0.0, bias, Activation::none);
-            q.pre = z_again.buf();
+            kernels::matmul_family().run_version(v, matmul_params(a, b, z, 1.0, 0.0, bias, Activation::none));
+            kernels::MatmulParams q = matmul_params(a, b, c_dact, 1.0, 0.0, bias, act);  // dact alone
+            q.dact = d_only.buf();
             kernels::matmul_family().run_version(v, q);
-            CHECK_EQUAL_TENSOR(z, z_plain);
-            CHECK_EQUAL_TENSOR(z_again, z_plain);
-            kernels::matmul_family().run_version(v, matmul_params(a, b, c_plain, 1.0, 0.0, bias, act));
+            const Tensor z64 = to_dtype(z, DType::f64), one = ones_like(z64);
+            Tensor y64 = z64, d64 = one;
+            switch (act) {
+              case Activation::none: break;
+              case Activation::relu: y64 = relu(z64), d64 = relu_backward(one, z64); break;
+              case Activation::gelu_erf: y64 = gelu(z64), d64 = gelu_backward(one, z64, GeluApprox::none); break;
+              case Activation::gelu_tanh:
+                y64 = gelu(z64, GeluApprox::tanh), d64 = gelu_backward(one, z64, GeluApprox::tanh);
+                break;
+              case Activation::silu: y64 = silu(z64), d64 = silu_backward(one, z64); break;
+            }
             const double tol = t == DType::bf16 ? 2e-2 : t == DType::f32 ? 1e-5 : 1e-12;
-            CHECK_CLOSE(c, c_plain, tol, tol);
+            CHECK_CLOSE(to_dtype(d, DType::f64), d64, tol, tol);
+            CHECK_CLOSE(to_dtype(c, DType::f64), mul(y64, to_dtype(m, DType::f64)), tol, tol);
+            CHECK_EQUAL_TENSOR(d_only, d);  // dact does not depend on mul
+            CHECK_CLOSE(to_dtype(c_dact, DType::f64), y64, tol, tol);
           }
         }
   }
