@@ -204,7 +204,9 @@ const bool registered = [] {
   for (auto [n, k] : {std::pair<int64_t, int64_t>{384, 128}, {128, 128}, {512, 128}, {128, 512}}) {
     register_shape("matmul_vit", fmt("%ldx%ldx%ld_nt", kTok, n, k), kTok, n, k, Trans::nt, DType::f32, 1, false);
     register_shape("matmul_vit", fmt("%ldx%ldx%ld_nn", kTok, k, n), kTok, k, n, Trans::nn, DType::f32, 1, false);
-    register_shape("matmul_vit", fmt("%ldx%ldx%ld_tn", n, k, kTok), n, k, kTok, Trans::tn, DType::f32, 1, false);
+    for (int threads : {1, 2})  // the weight gradients: K = 2176 against a small C (split K)
+      register_shape("matmul_vit", fmt("%ldx%ldx%ld_tn", n, k, kTok), n, k, kTok, Trans::tn, DType::f32, threads,
+                     false);
   }
   for (int64_t n : {1024, 2048})
     for (int threads : {2, 1})
