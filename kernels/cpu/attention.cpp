@@ -52,10 +52,12 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/parallel.h"
@@ -90,27 +92,27 @@ int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 // allow, at most 16 (e.g. 6 x 4 and 12 x 2 vectors under AVX-512).
 constexpr int max_rows(int nv) { return kAccRegs / nv < 16 ? kAccRegs / nv : 16; }
 
-// Rows [0, M) of one NV-vector column strip: full tiles of max_rows(NV), then the leftover
-// (fewer than 16 rows) in tiles of 8, 4, 2 and 1 rows, each used at most once.
+// The register tile of h rows (1 <= h <= max_rows(NV)), picked from a table.
+template <class A, int NV, size_t... H>
+constexpr auto tile_table(std::index_sequence<H...>) {
+  return std::array{&simd_vec::fma_tile<A, static_cast<int>(H) + 1, NV>...};
+}
+
+// Rows [0, M) of one NV-vector column strip, in ceil(M / max_rows(NV)) tiles of nearly equal
+// height (17 rows: 9 + 8, not 12 + 4 + 1). A tile of few rows has few accumulators: its FMAs
+// wait on each other (latency 4, 2 per cycle: 8 independent accumulators keep the FMA units
+// busy), so one short leftover tile costs as much as a full one.
 template <class A, int NV>
 void product_strip(int64_t M, int64_t K, const A* a, int64_t sar, int64_t sak, const A* b, int64_t ldb, A* c,
                    int64_t ldc, bool accumulate) {
   constexpr int MR = max_rows(NV);
-  int64_t i = 0;
-  for (; i + MR <= M; i += MR)
-    simd_vec::fma_tile<A, MR, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
-  auto rest = [&]<int H>() {
-    if constexpr (H < MR) {
-      if (M - i >= H) {
-        simd_vec::fma_tile<A, H, NV>(K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
-        i += H;
-      }
-    }
-  };
-  rest.template operator()<8>();
-  rest.template operator()<4>();
-  rest.template operator()<2>();
-  rest.template operator()<1>();
+  static constexpr auto tiles = tile_table<A, NV>(std::make_index_sequence<MR>());
+  const int64_t n = (M + MR - 1) / MR;
+  for (int64_t t = 0, i = 0; t < n; ++t) {
+    const int64_t h = M / n + (t < M % n ? 1 : 0);
+    tiles[h - 1](K, a + i * sar, sar, sak, b, ldb, c + i * ldc, ldc, accumulate);
+    i += h;
+  }
 }
 
 // C[M, N] (+)= a[M, K] B[K, N] with N a multiple of the vector width (the operands' padded
@@ -143,22 +145,97 @@ void pack_rows(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t cols,
   }
 }
 
+// The integer vector __builtin_shuffle takes as the lane selector for vectors of A.
+template <class A>
+struct LaneIndex {
+  using I = std::conditional_t<sizeof(A) == 4, int32_t, int64_t>;
+  typedef I type __attribute__((vector_size(simd_vec::kVecBytes)));
+};
+
+// Lane l of the selector: from the first operand (l < L) or the second (L + l).
+template <class A, int H, bool Hi, size_t... l>
+constexpr typename LaneIndex<A>::type transpose_lanes(std::index_sequence<l...>) {
+  using I = typename LaneIndex<A>::I;
+  constexpr I L = static_cast<I>(Simd<A>::L);
+  return typename LaneIndex<A>::type{static_cast<I>((l & H) ? L + l - (Hi ? 0 : H) : l + (Hi ? H : 0))...};
+}
+
+// r[i][l] <- r[l][i] for an L x L block in L vector registers: for H = L/2, L/4, .., 1, swap
+// the off-diagonal H x H blocks of every 2H x 2H block (two 2-input shuffles per row pair;
+// 64 shuffles for 16 x 16 f32, where copying element by element takes 256 scalar loads and
+// stores).
+template <class A, int H>
+inline void transpose_block(typename Simd<A>::V* r) {
+  if constexpr (H >= 1) {
+    constexpr auto seq = std::make_index_sequence<Simd<A>::L>();
+    constexpr typename LaneIndex<A>::type lo = transpose_lanes<A, H, false>(seq), hi = transpose_lanes<A, H, true>(seq);
+#pragma GCC unroll 16
+    for (int i = 0; i < Simd<A>::L; ++i)
+      if ((i & H) == 0) {
+        const typename Simd<A>::V x = r[i], y = r[i + H];
+        r[i] = __builtin_shuffle(x, y, lo);
+        r[i + H] = __builtin_shuffle(x, y, hi);
+      }
+    transpose_block<A, H / 2>(r);
+  }
+}
+
 // dst[c, r] = scale * src[r, c]: `rows` rows of `cols` features, transposed to [cols, ld], and
-// columns [rows, padded) zeroed. In blocks of 16 source rows: each write is then a run of 16
-// adjacent elements (one cache line in f32) while the 16 source lines being read stay in L1;
-// row by row, the writes would stride by ld and collide in a few cache sets (ld = 512 f32 is
-// 2 KiB: every write to the same two sets). O((T + S) D) per task against O(T S D) flops.
+// columns [rows, padded) zeroed (padded a multiple of the vector width). In L x L blocks: L
+// source rows are loaded as vectors (converted, zero-filled past the edges), transposed in
+// registers and stored as L vectors of L adjacent elements.
 template <class T, class A>
 void pack_transposed(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t cols, A scale, A* dst, int64_t ld,
                      int64_t padded) {
-  constexpr int64_t kBlock = 16;
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlock) {
-    const int64_t n = std::min(kBlock, rows - r0);
-    for (int64_t c = 0; c < cols; ++c)
-      for (int64_t r = 0; r < n; ++r) dst[c * ld + r0 + r] = scale * static_cast<A>(src[(r0 + r) * sr + c * sc]);
+  using V = typename Simd<A>::V;
+  constexpr int64_t L = Simd<A>::L;
+  const V sv = simd_vec::splat<V>(scale);
+  for (int64_t r0 = 0; r0 < padded; r0 += L) {
+    const int64_t nr = std::clamp<int64_t>(rows - r0, 0, L);
+    for (int64_t c0 = 0; c0 < cols; c0 += L) {
+      const int64_t nc = std::min(L, cols - c0);
+      V r[L];
+      for (int64_t i = 0; i < L; ++i) {
+        if (i >= nr) {
+          r[i] = V{};
+          continue;
+        }
+        const T* s = src + (r0 + i) * sr + c0 * sc;
+        if (std::is_same_v<T, A> && sc == 1 && nc == L) {
+          std::memcpy(&r[i], s, sizeof(V));
+        } else {
+          alignas(64) A t[L] = {};
+          for (int64_t c = 0; c < nc; ++c) t[c] = static_cast<A>(s[c * sc]);
+          std::memcpy(&r[i], t, sizeof(V));
+        }
+      }
+      transpose_block<A, L / 2>(r);
+      for (int64_t c = 0; c < nc; ++c) {
+        const V x = r[c] * sv;
+        std::memcpy(dst + (c0 + c) * ld + r0, &x, sizeof(V));
+      }
+    }
   }
-  for (int64_t c = 0; c < cols; ++c)
-    for (int64_t r = rows; r < padded; ++r) dst[c * ld + r] = 0;
+}
+
+// A product operand's rows: row r at at + r * ld, in the compute type.
+template <class A>
+struct Rows {
+  const A* at;
+  int64_t ld;
+};
+
+// Rows [0, n) of x (strides sr, sc; `cols` elements each) as a product operand. In place when
+// they already are unit-stride rows of the compute type and, for an operand read in whole
+// vectors (b: `vectors`), hold a whole number of them (reading past `cols` would read the
+// next row); otherwise packed into dst [n, ld], zero-padded. f32 q, k, v, do of
+// MultiHeadAttention with head dim 32 or 64 are never copied.
+template <class T, class A>
+Rows<A> rows_operand(const T* src, int64_t sr, int64_t sc, int64_t n, int64_t cols, bool vectors, A* dst, int64_t ld) {
+  if constexpr (std::is_same_v<T, A>)
+    if (sc == 1 && (!vectors || cols % Simd<A>::L == 0)) return {src, sr};
+  pack_rows(src, sr, sc, n, cols, A(1), dst, ld);
+  return {dst, ld};
 }
 
 // dst[e * se] = src[e] * f for e < n, converted to the storage type: one output row (unit
@@ -280,11 +357,12 @@ void attention_forward(const AttentionParams& p) {
       const int64_t kend = p.causal ? std::clamp<int64_t>(i0 + nr + g.shift, 0, g.S) : g.S;
       const T* kb = p.k.ptr<T>() + attention_batch_offset(p.k, nb, bs, b);
       const T* vb = p.v.ptr<T>() + attention_batch_offset(p.v, nb, bs, b);
+      const int64_t sk = p.k.stride[nb], skd = p.k.stride[nb + 1], sv = p.v.stride[nb], svd = p.v.stride[nb + 1];
       for (int64_t j0 = 0; j0 < kend; j0 += Bc) {
         const int64_t nc = std::min(Bc, kend - j0);
-        pack_rows(kb + j0 * p.k.stride[nb], p.k.stride[nb], p.k.stride[nb + 1], nc, g.D, A(1), kr.at, Dp);
-        pack_rows(vb + j0 * p.v.stride[nb], p.v.stride[nb], p.v.stride[nb + 1], nc, g.Dv, A(1), vr.at, Dvp);
-        product<A>(nc, nrp, g.D, kr.at, Dp, 1, qt.at, kRows, st.at, kRows, false);  // st = k qt
+        const Rows<A> kt = rows_operand(kb + j0 * sk, sk, skd, nc, g.D, false, kr.at, Dp);
+        const Rows<A> vt = rows_operand(vb + j0 * sv, sv, svd, nc, g.Dv, true, vr.at, Dvp);
+        product<A>(nc, nrp, g.D, kt.at, kt.ld, 1, qt.at, kRows, st.at, kRows, false);  // st = k qt
         if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);
         // Online softmax, every query at once (the vectors run along the queries):
         // m' = max(m, max_j s_j), alpha = e^(m - m'), p_j = e^(s_j - m'), l = alpha l + sum_j p_j.
@@ -320,7 +398,7 @@ void attention_forward(const AttentionParams& p) {
 #pragma omp simd simdlen(16)
           for (int64_t e = 0; e < Dvp; ++e) orow[e] *= a;
         }
-        product<A>(nr, Dvp, nc, st.at, 1, kRows, vr.at, Dvp, oacc.at, Dvp, true);  // oacc += p^T v
+        product<A>(nr, Dvp, nc, st.at, 1, kRows, vt.at, vt.ld, oacc.at, Dvp, true);  // oacc += p^T v
       }
       T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, i0);
       A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, i0);
@@ -363,14 +441,16 @@ void attention_backward(const AttentionParams& p) {
   const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>((1 << 18) / task_flops));
 
   parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
-    // The entry's rows, packed once: qs = scale q as rows [T, Dp] and transposed [D, Tp], do as
-    // rows [T, Dvp] and transposed [Dv, Tp], lse and delta [Tp]; dq accumulates in [T, Dp].
+    // The entry's rows, packed once: q as rows [T, Dp] and scale q transposed [D, Tp], do as
+    // rows [T, Dvp] and transposed [Dv, Tp] (rows in place where rows_operand allows), lse and
+    // delta [Tp]; dq accumulates in [T, Dp].
     Scratch<A> qs(g.T * Dp), qt(g.D * Tp), dor(g.T * Dvp), dot_(g.Dv * Tp), dq(groups > 1 ? 0 : g.T * Dp);
     Scratch<A> lse(Tp), delta(Tp);
     // Per key tile: its k and v rows, dk and dv accumulators; per (tile, query block): the
     // transposed probabilities and their gradient [Bc, kRows].
     Scratch<A> kr(Bc * Dp), vr(Bc * Dvp), dk(Bc * Dp), dv(Bc * Dvp), pt(Bc * kRows), dst(Bc * kRows);
     int64_t packed = -1;  // the batch entry whose rows are packed
+    Rows<A> qr{}, dr{};
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / groups, grp = t % groups;
       if (b != packed) {
@@ -378,9 +458,9 @@ void attention_backward(const AttentionParams& p) {
         const T* db = p.dout.ptr<T>() + g.row(p.dout, bs, b, 0);
         const int64_t sq = p.q.stride[nb], sqd = p.q.stride[nb + 1], sd = p.dout.stride[nb],
                       sde = p.dout.stride[nb + 1];
-        pack_rows(qb, sq, sqd, g.T, g.D, scale, qs.at, Dp);
+        qr = rows_operand(qb, sq, sqd, g.T, g.D, true, qs.at, Dp);
         pack_transposed(qb, sq, sqd, g.T, g.D, scale, qt.at, Tp, Tp);
-        pack_rows(db, sd, sde, g.T, g.Dv, A(1), dor.at, Dvp);
+        dr = rows_operand(db, sd, sde, g.T, g.Dv, true, dor.at, Dvp);
         pack_transposed(db, sd, sde, g.T, g.Dv, A(1), dot_.at, Tp, Tp);
         const T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, 0);
         const A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, 0);
@@ -389,12 +469,12 @@ void attention_backward(const AttentionParams& p) {
           lse.at[i] = lb[i * p.lse.stride[nb]];
           if constexpr (std::is_same_v<T, A>) {
             if (se == 1) {
-              delta.at[i] = dot(dor.at + i * Dvp, ob + i * so, g.Dv);
+              delta.at[i] = dot(dr.at + i * dr.ld, ob + i * so, g.Dv);
               continue;
             }
           }
           A d = 0;
-          for (int64_t e = 0; e < g.Dv; ++e) d += dor.at[i * Dvp + e] * static_cast<A>(ob[i * so + e * se]);
+          for (int64_t e = 0; e < g.Dv; ++e) d += dr.at[i * dr.ld + e] * static_cast<A>(ob[i * so + e * se]);
           delta.at[i] = d;
         }
         std::fill(lse.at + g.T, lse.at + Tp, A(0));  // padding queries: harmless finite values
@@ -408,32 +488,37 @@ void attention_backward(const AttentionParams& p) {
       const int64_t sk = p.k.stride[nb], skd = p.k.stride[nb + 1], sv = p.v.stride[nb], svd = p.v.stride[nb + 1];
       for (int64_t tile = grp * per_group; tile < std::min(tiles, (grp + 1) * per_group); ++tile) {
         const int64_t j0 = tile * Bc, nc = std::min(Bc, g.S - j0);
-        pack_rows(kb + j0 * sk, sk, skd, nc, g.D, A(1), kr.at, Dp);
-        pack_rows(vb + j0 * sv, sv, svd, nc, g.Dv, A(1), vr.at, Dvp);
-        std::fill(dk.at, dk.at + nc * Dp, A(0));
-        std::fill(dv.at, dv.at + nc * Dvp, A(0));
+        const Rows<A> kt = rows_operand(kb + j0 * sk, sk, skd, nc, g.D, true, kr.at, Dp);
+        const Rows<A> vt = rows_operand(vb + j0 * sv, sv, svd, nc, g.Dv, false, vr.at, Dvp);
         // Queries before j0 - shift see none of this tile's keys.
         const int64_t first = p.causal ? std::clamp<int64_t>(j0 - g.shift, 0, g.T) : 0;
+        if (first >= g.T) {
+          std::fill(dk.at, dk.at + nc * Dp, A(0));
+          std::fill(dv.at, dv.at + nc * Dvp, A(0));
+        }
         for (int64_t i0 = first; i0 < g.T; i0 += kRows) {
           const int64_t nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
-          product<A>(nc, nrp, g.D, kr.at, Dp, 1, qt.at + i0, Tp, pt.at, kRows, false);       // s^T = k qs^T
-          product<A>(nc, nrp, g.Dv, vr.at, Dvp, 1, dot_.at + i0, Tp, dst.at, kRows, false);  // dP^T = v do^T
+          const bool acc = i0 > first;  // dk and dv start from the first block's products
+          product<A>(nc, nrp, g.D, kt.at, kt.ld, 1, qt.at + i0, Tp, pt.at, kRows, false);    // s^T = k qs^T
+          product<A>(nc, nrp, g.Dv, vt.at, vt.ld, 1, dot_.at + i0, Tp, dst.at, kRows, false);  // dP^T = v do^T
           if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(pt.at, kRows, nc, nr, j0, i0, g.shift);
           const A* li = lse.at + i0;
           const A* di = delta.at + i0;
           for (int64_t jj = 0; jj < nc; ++jj) {
             A* pr = pt.at + jj * kRows;
             A* dsr = dst.at + jj * kRows;
-#pragma omp simd simdlen(16)
-            for (int64_t ii = 0; ii < nrp; ++ii) {
-              const A pv = vexp(pr[ii] - li[ii]);  // masked: e^-inf = 0
-              pr[ii] = pv;
-              dsr[ii] = pv * (dsr[ii] - di[ii]);
+            for (int64_t i = 0; i < nrp; i += L) {
+#pragma omp simd simdlen(L)
+              for (int64_t ii = i; ii < i + L; ++ii) {
+                const A pv = vexp(pr[ii] - li[ii]);  // masked: e^-inf = 0
+                pr[ii] = pv;
+                dsr[ii] = pv * (dsr[ii] - di[ii]);
+              }
             }
           }
-          product<A>(nc, Dvp, nr, pt.at, kRows, 1, dor.at + i0 * Dvp, Dvp, dv.at, Dvp, true);  // dv += P^T do
-          product<A>(nc, Dp, nr, dst.at, kRows, 1, qs.at + i0 * Dp, Dp, dk.at, Dp, true);      // dk += dS^T qs
-          product<A>(nr, Dp, nc, dst.at, 1, kRows, kr.at, Dp, dqa + i0 * Dp, Dp, true);        // dq += dS k
+          product<A>(nc, Dvp, nr, pt.at, kRows, 1, dr.at + i0 * dr.ld, dr.ld, dv.at, Dvp, acc);  // dv += P^T do
+          product<A>(nc, Dp, nr, dst.at, kRows, 1, qr.at + i0 * qr.ld, qr.ld, dk.at, Dp, acc);   // dk += dS^T q
+          product<A>(nr, Dp, nc, dst.at, 1, kRows, kt.at, kt.ld, dqa + i0 * Dp, Dp, true);        // dq += dS k
         }
         T* dkb = p.dk.ptr<T>() + g.row(p.dk, bs, b, j0);
         T* dvb = p.dv.ptr<T>() + g.row(p.dv, bs, b, j0);
@@ -442,7 +527,7 @@ void attention_backward(const AttentionParams& p) {
             fill_row(dkb + c * p.dk.stride[nb], p.dk.stride[nb + 1], g.D, static_cast<T>(kNaN));
             fill_row(dvb + c * p.dv.stride[nb], p.dv.stride[nb + 1], g.Dv, static_cast<T>(kNaN));
           } else {
-            store_row(dkb + c * p.dk.stride[nb], p.dk.stride[nb + 1], dk.at + c * Dp, g.D, A(1));
+            store_row(dkb + c * p.dk.stride[nb], p.dk.stride[nb + 1], dk.at + c * Dp, g.D, scale);
             store_row(dvb + c * p.dv.stride[nb], p.dv.stride[nb + 1], dv.at + c * Dvp, g.Dv, A(1));
           }
         }
