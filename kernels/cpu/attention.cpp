@@ -61,6 +61,9 @@
 #include <vector>
 
 #include "core/parallel.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "kernels/cpu/simd_vec.h"
 #include "kernels/vec_exp.h"
 
@@ -255,6 +258,57 @@ void fill_row(T* dst, int64_t se, int64_t n, T value) {
   for (int64_t e = 0; e < n; ++e) dst[e * se] = value;
 }
 
+template <class A>
+inline typename Simd<A>::V load(const A* x) {
+  typename Simd<A>::V v;
+  std::memcpy(&v, x, sizeof(v));
+  return v;
+}
+template <class A>
+inline void store(A* x, typename Simd<A>::V v) {
+  std::memcpy(x, &v, sizeof(v));
+}
+
+// e^x lane by lane: kernels/vec_exp.h's exp_f32 (Cephes), except that under AVX-512 the
+// rounding of n = x / ln2 and the scaling by 2^n are one instruction each (vrndscaleps,
+// vscalefps) instead of the magic-number rounding, the exponent-bit arithmetic and the
+// selects for the range ends. The same polynomial, so the same accuracy, except that results
+// below the smallest normal float (x < -87.3) are 0: a subnormal result costs a microcode
+// assist (~100 cycles per instruction), and every masked score (-inf) would take one. As a
+// probability such a value is 0 anyway next to the row's largest, which is 1. NaN stays NaN,
+// x >= 89 gives inf.
+template <class A>
+inline typename Simd<A>::V exp_vec(typename Simd<A>::V x) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(A) == 4) {
+    using V = typename Simd<A>::V;
+    const V lo = simd_vec::splat<V>(-87.0f), hi = simd_vec::splat<V>(89.0f);
+    V xc = x < lo ? lo : x;  // NaN compares false: it stays
+    xc = xc > hi ? hi : xc;
+    // The maskz forms with every lane set: the plain ones trip GCC 12's -Wmaybe-uninitialized.
+    const V n =
+        _mm512_maskz_roundscale_ps(0xffff, xc * 1.44269504088896341f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    V r = xc - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    V q = simd_vec::splat<V>(1.9875691500e-4f);
+    q = q * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    q = q * r * r + r + 1.0f;
+    const V y = _mm512_maskz_scalef_ps(0xffff, q, n);
+    return x < lo ? V{} : y;
+  }
+#endif
+  A t[Simd<A>::L];
+  std::memcpy(t, &x, sizeof(x));
+#pragma omp simd
+  for (int64_t i = 0; i < Simd<A>::L; ++i) t[i] = vexp(t[i]);
+  std::memcpy(&x, t, sizeof(x));
+  return x;
+}
+
 // The lanes of v folded with op, as a tree.
 template <class A, class Op>
 inline A reduce_lanes(typename Simd<A>::V v, Op op) {
@@ -330,6 +384,7 @@ void mask_causal(A* st, int64_t ld, int64_t keys, int64_t queries, int64_t j0, i
 template <class T>
 void attention_forward(const AttentionParams& p) {
   using A = acc_t<T>;
+  using V = typename Simd<A>::V;
   constexpr int64_t L = Simd<A>::L, Bc = key_tile<A>();
   constexpr A kNegInf = -std::numeric_limits<A>::infinity(), kNaN = std::numeric_limits<A>::quiet_NaN();
   const Geometry g(p);
@@ -345,7 +400,7 @@ void attention_forward(const AttentionParams& p) {
     // qt = (scale q)^T of the block [D, kRows]; kr, vr: the key tile's rows [Bc, Dp], [Bc, Dvp];
     // st: the transposed scores, then probabilities [Bc, kRows]; oacc [kRows, Dvp].
     Scratch<A> qt(g.D * kRows), kr(Bc * Dp), vr(Bc * Dvp), st(Bc * kRows), oacc(kRows * Dvp);
-    alignas(64) A m[kRows], l[kRows], tile_max[kRows], base[kRows], alpha[kRows], tile_sum[kRows];
+    alignas(64) A m[kRows], l[kRows], alpha[kRows];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / blocks, i0 = (t % blocks) * kRows, nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
       pack_transposed(p.q.ptr<T>() + g.row(p.q, bs, b, i0), p.q.stride[nb], p.q.stride[nb + 1], nr, g.D, scale, qt.at,
@@ -366,31 +421,29 @@ void attention_forward(const AttentionParams& p) {
         if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);
         // Online softmax, every query at once (the vectors run along the queries):
         // m' = max(m, max_j s_j), alpha = e^(m - m'), p_j = e^(s_j - m'), l = alpha l + sum_j p_j.
-        std::copy(m, m + nrp, tile_max);
-        for (int64_t jj = 0; jj < nc; ++jj) {
-          const A* sr = st.at + jj * kRows;
-#pragma omp simd simdlen(16)
-          for (int64_t ii = 0; ii < nrp; ++ii) tile_max[ii] = sr[ii] > tile_max[ii] ? sr[ii] : tile_max[ii];
-        }
         // While every score so far is -inf, exponentials are taken against 0 instead of -inf:
-        // they are 0, where e^(-inf + inf) would be NaN.
-#pragma omp simd simdlen(16)
-        for (int64_t ii = 0; ii < nrp; ++ii) {
-          base[ii] = tile_max[ii] == kNegInf ? A(0) : tile_max[ii];
-          alpha[ii] = vexp(m[ii] - base[ii]);  // m = -inf at the start: 0
-          m[ii] = tile_max[ii];
-          tile_sum[ii] = 0;
-        }
-        for (int64_t jj = 0; jj < nc; ++jj) {
-          A* sr = st.at + jj * kRows;
-#pragma omp simd simdlen(16)
-          for (int64_t ii = 0; ii < nrp; ++ii) {
-            sr[ii] = vexp(sr[ii] - base[ii]);
-            tile_sum[ii] += sr[ii];
+        // they are 0, where e^(-inf + inf) would be NaN. One lane vector of queries at a time,
+        // down the tile's key rows.
+        for (int64_t v = 0; v < nrp; v += L) {
+          const V m0 = load(m + v);
+          V mx = m0;
+          for (int64_t jj = 0; jj < nc; ++jj) {
+            const V x = load(st.at + jj * kRows + v);
+            mx = x > mx ? x : mx;
           }
+          const V base = mx == kNegInf ? V{} : mx;
+          const V al = exp_vec<A>(m0 - base);  // m = -inf at the start: 0
+          V sum{};
+          for (int64_t jj = 0; jj < nc; ++jj) {
+            A* sr = st.at + jj * kRows + v;
+            const V e = exp_vec<A>(load(sr) - base);
+            store(sr, e);
+            sum += e;
+          }
+          store(m + v, mx);
+          store(alpha + v, al);
+          store(l + v, load(l + v) * al + sum);
         }
-#pragma omp simd simdlen(16)
-        for (int64_t ii = 0; ii < nrp; ++ii) l[ii] = l[ii] * alpha[ii] + tile_sum[ii];
         for (int64_t ii = 0; ii < nr; ++ii) {
           if (alpha[ii] == A(1)) continue;  // the max did not grow (the usual case after a few tiles)
           A* orow = oacc.at + ii * Dvp;
@@ -416,6 +469,7 @@ void attention_forward(const AttentionParams& p) {
 template <class T>
 void attention_backward(const AttentionParams& p) {
   using A = acc_t<T>;
+  using V = typename Simd<A>::V;
   constexpr int64_t L = Simd<A>::L, Bc = key_tile<A>();
   constexpr A kNaN = std::numeric_limits<A>::quiet_NaN();
   const Geometry g(p);
@@ -499,7 +553,7 @@ void attention_backward(const AttentionParams& p) {
         for (int64_t i0 = first; i0 < g.T; i0 += kRows) {
           const int64_t nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
           const bool acc = i0 > first;  // dk and dv start from the first block's products
-          product<A>(nc, nrp, g.D, kt.at, kt.ld, 1, qt.at + i0, Tp, pt.at, kRows, false);    // s^T = k qs^T
+          product<A>(nc, nrp, g.D, kt.at, kt.ld, 1, qt.at + i0, Tp, pt.at, kRows, false);      // s^T = k qs^T
           product<A>(nc, nrp, g.Dv, vt.at, vt.ld, 1, dot_.at + i0, Tp, dst.at, kRows, false);  // dP^T = v do^T
           if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(pt.at, kRows, nc, nr, j0, i0, g.shift);
           const A* li = lse.at + i0;
@@ -508,17 +562,14 @@ void attention_backward(const AttentionParams& p) {
             A* pr = pt.at + jj * kRows;
             A* dsr = dst.at + jj * kRows;
             for (int64_t i = 0; i < nrp; i += L) {
-#pragma omp simd simdlen(L)
-              for (int64_t ii = i; ii < i + L; ++ii) {
-                const A pv = vexp(pr[ii] - li[ii]);  // masked: e^-inf = 0
-                pr[ii] = pv;
-                dsr[ii] = pv * (dsr[ii] - di[ii]);
-              }
+              const V pv = exp_vec<A>(load(pr + i) - load(li + i));  // masked: e^-inf = 0
+              store(pr + i, pv);
+              store(dsr + i, pv * (load(dsr + i) - load(di + i)));
             }
           }
           product<A>(nc, Dvp, nr, pt.at, kRows, 1, dr.at + i0 * dr.ld, dr.ld, dv.at, Dvp, acc);  // dv += P^T do
           product<A>(nc, Dp, nr, dst.at, kRows, 1, qr.at + i0 * qr.ld, qr.ld, dk.at, Dp, acc);   // dk += dS^T q
-          product<A>(nr, Dp, nc, dst.at, 1, kRows, kt.at, kt.ld, dqa + i0 * Dp, Dp, true);        // dq += dS k
+          product<A>(nr, Dp, nc, dst.at, 1, kRows, kt.at, kt.ld, dqa + i0 * Dp, Dp, true);       // dq += dS k
         }
         T* dkb = p.dk.ptr<T>() + g.row(p.dk, bs, b, j0);
         T* dvb = p.dv.ptr<T>() + g.row(p.dv, bs, b, j0);
