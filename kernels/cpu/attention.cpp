@@ -148,6 +148,22 @@ void pack_rows(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t cols,
   }
 }
 
+// Unaligned vector loads and stores, as one instruction: a memcpy into a V that lives in
+// memory (an array of them) can become two 256-bit moves, and a 512-bit load of what two
+// 256-bit stores just wrote stalls on store forwarding.
+template <class A>
+struct Unaligned {
+  typedef A type __attribute__((vector_size(simd_vec::kVecBytes), aligned(sizeof(A)), may_alias));
+};
+template <class A>
+inline typename Simd<A>::V load(const A* x) {
+  return *reinterpret_cast<const typename Unaligned<A>::type*>(x);
+}
+template <class A>
+inline void store(A* x, typename Simd<A>::V v) {
+  *reinterpret_cast<typename Unaligned<A>::type*>(x) = v;
+}
+
 // The integer vector __builtin_shuffle takes as the lane selector for vectors of A.
 template <class A>
 struct LaneIndex {
@@ -204,18 +220,19 @@ void pack_transposed(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t
           continue;
         }
         const T* s = src + (r0 + i) * sr + c0 * sc;
-        if (std::is_same_v<T, A> && sc == 1 && nc == L) {
-          std::memcpy(&r[i], s, sizeof(V));
-        } else {
-          alignas(64) A t[L] = {};
-          for (int64_t c = 0; c < nc; ++c) t[c] = static_cast<A>(s[c * sc]);
-          std::memcpy(&r[i], t, sizeof(V));
+        if constexpr (std::is_same_v<T, A>) {
+          if (sc == 1 && nc == L) {
+            r[i] = load(s);
+            continue;
+          }
         }
+        alignas(64) A t[L] = {};
+        for (int64_t c = 0; c < nc; ++c) t[c] = static_cast<A>(s[c * sc]);
+        r[i] = load<A>(t);
       }
       transpose_block<A, L / 2>(r);
       for (int64_t c = 0; c < nc; ++c) {
-        const V x = r[c] * sv;
-        std::memcpy(dst + (c0 + c) * ld + r0, &x, sizeof(V));
+        store(dst + (c0 + c) * ld + r0, r[c] * sv);
       }
     }
   }
@@ -256,17 +273,6 @@ void store_row(T* dst, int64_t se, const A* src, int64_t n, A f) {
 template <class T>
 void fill_row(T* dst, int64_t se, int64_t n, T value) {
   for (int64_t e = 0; e < n; ++e) dst[e * se] = value;
-}
-
-template <class A>
-inline typename Simd<A>::V load(const A* x) {
-  typename Simd<A>::V v;
-  std::memcpy(&v, x, sizeof(v));
-  return v;
-}
-template <class A>
-inline void store(A* x, typename Simd<A>::V v) {
-  std::memcpy(x, &v, sizeof(v));
 }
 
 // e^x lane by lane: kernels/vec_exp.h's exp_f32 (Cephes), except that under AVX-512 the
@@ -407,12 +413,12 @@ void attention_forward(const AttentionParams& p) {
                       kRows, nrp);
       std::fill(m, m + nrp, kNegInf);
       std::fill(l, l + nrp, A(0));
-      std::fill(oacc.at, oacc.at + nr * Dvp, A(0));
       // Keys [0, kend) are visible to some row of the block; the rest are never read.
       const int64_t kend = p.causal ? std::clamp<int64_t>(i0 + nr + g.shift, 0, g.S) : g.S;
       const T* kb = p.k.ptr<T>() + attention_batch_offset(p.k, nb, bs, b);
       const T* vb = p.v.ptr<T>() + attention_batch_offset(p.v, nb, bs, b);
       const int64_t sk = p.k.stride[nb], skd = p.k.stride[nb + 1], sv = p.v.stride[nb], svd = p.v.stride[nb + 1];
+      if (kend == 0) std::fill(oacc.at, oacc.at + nr * Dvp, A(0));  // no key: o is 0 or NaN
       for (int64_t j0 = 0; j0 < kend; j0 += Bc) {
         const int64_t nc = std::min(Bc, kend - j0);
         const Rows<A> kt = rows_operand(kb + j0 * sk, sk, skd, nc, g.D, false, kr.at, Dp);
@@ -444,14 +450,15 @@ void attention_forward(const AttentionParams& p) {
           store(alpha + v, al);
           store(l + v, load(l + v) * al + sum);
         }
-        for (int64_t ii = 0; ii < nr; ++ii) {
+        // The first tile writes oacc (nothing to rescale); later ones rescale and add.
+        for (int64_t ii = 0; ii < (j0 > 0 ? nr : 0); ++ii) {
           if (alpha[ii] == A(1)) continue;  // the max did not grow (the usual case after a few tiles)
           A* orow = oacc.at + ii * Dvp;
           const A a = alpha[ii];
 #pragma omp simd simdlen(16)
           for (int64_t e = 0; e < Dvp; ++e) orow[e] *= a;
         }
-        product<A>(nr, Dvp, nc, st.at, 1, kRows, vt.at, vt.ld, oacc.at, Dvp, true);  // oacc += p^T v
+        product<A>(nr, Dvp, nc, st.at, 1, kRows, vt.at, vt.ld, oacc.at, Dvp, j0 > 0);  // oacc += p^T v
       }
       T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, i0);
       A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, i0);
@@ -536,7 +543,10 @@ void attention_backward(const AttentionParams& p) {
         packed = b;
       }
       A* dqa = groups > 1 ? partial.data() + t * g.T * Dp : dq.at;
-      std::fill(dqa, dqa + g.T * Dp, A(0));
+      // Without a mask every query block meets the group's first tile, whose dq product then
+      // writes instead of adding; causal blocks start at different tiles, and S = 0 has none.
+      if (p.causal || tiles == 0) std::fill(dqa, dqa + g.T * Dp, A(0));
+      const int64_t first_tile = grp * per_group;
       const T* kb = p.k.ptr<T>() + attention_batch_offset(p.k, nb, bs, b);
       const T* vb = p.v.ptr<T>() + attention_batch_offset(p.v, nb, bs, b);
       const int64_t sk = p.k.stride[nb], skd = p.k.stride[nb + 1], sv = p.v.stride[nb], svd = p.v.stride[nb + 1];
@@ -569,7 +579,8 @@ void attention_backward(const AttentionParams& p) {
           }
           product<A>(nc, Dvp, nr, pt.at, kRows, 1, dr.at + i0 * dr.ld, dr.ld, dv.at, Dvp, acc);  // dv += P^T do
           product<A>(nc, Dp, nr, dst.at, kRows, 1, qr.at + i0 * qr.ld, qr.ld, dk.at, Dp, acc);   // dk += dS^T q
-          product<A>(nr, Dp, nc, dst.at, 1, kRows, kt.at, kt.ld, dqa + i0 * Dp, Dp, true);       // dq += dS k
+          product<A>(nr, Dp, nc, dst.at, 1, kRows, kt.at, kt.ld, dqa + i0 * Dp, Dp,
+                     p.causal || tile > first_tile);  // dq += dS k
         }
         T* dkb = p.dk.ptr<T>() + g.row(p.dk, bs, b, j0);
         T* dvb = p.dv.ptr<T>() + g.row(p.dv, bs, b, j0);
