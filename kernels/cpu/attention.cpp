@@ -275,6 +275,27 @@ void fill_row(T* dst, int64_t se, int64_t n, T value) {
   for (int64_t e = 0; e < n; ++e) dst[e * se] = value;
 }
 
+// 0, 1, .., L - 1.
+template <class A, size_t... l>
+inline typename Simd<A>::V iota(std::index_sequence<l...>) {
+  return typename Simd<A>::V{static_cast<A>(l)...};
+}
+
+// Whether every lane of x is 1.
+template <class A>
+inline bool all_one(typename Simd<A>::V x) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(A) == 4)
+    return _mm512_cmp_ps_mask(x, simd_vec::splat<typename Simd<A>::V>(A(1)), _CMP_NEQ_UQ) == 0;
+  else
+    return _mm512_cmp_pd_mask(x, simd_vec::splat<typename Simd<A>::V>(A(1)), _CMP_NEQ_UQ) == 0;
+#else
+  for (int64_t i = 0; i < Simd<A>::L; ++i)
+    if (x[i] != A(1)) return false;
+  return true;
+#endif
+}
+
 // e^x lane by lane: kernels/vec_exp.h's exp_f32 (Cephes), except that under AVX-512 the
 // rounding of n = x / ln2 and the scaling by 2^n are one instruction each (vrndscaleps,
 // vscalefps) instead of the magic-number rounding, the exponent-bit arithmetic and the
@@ -315,37 +336,6 @@ inline typename Simd<A>::V exp_vec(typename Simd<A>::V x) {
   return x;
 }
 
-// The lanes of v folded with op, as a tree.
-template <class A, class Op>
-inline A reduce_lanes(typename Simd<A>::V v, Op op) {
-  constexpr int64_t L = Simd<A>::L;
-  A t[L];
-  std::memcpy(t, &v, sizeof(v));
-#pragma GCC unroll 4
-  for (int64_t w = L / 2; w > 0; w /= 2)
-#pragma GCC unroll 8
-    for (int64_t i = 0; i < w; ++i) t[i] = op(t[i], t[i + w]);
-  return t[0];
-}
-
-// a . b over n contiguous values: vector body, scalar tail.
-template <class A>
-inline A dot(const A* a, const A* b, int64_t n) {
-  using V = typename Simd<A>::V;
-  constexpr int64_t L = Simd<A>::L;
-  V acc = V{};
-  int64_t e = 0;
-  for (; e + L <= n; e += L) {
-    V x, y;
-    std::memcpy(&x, a + e, sizeof(V));
-    std::memcpy(&y, b + e, sizeof(V));
-    acc += x * y;
-  }
-  A d = reduce_lanes<A>(acc, [](A u, A w) { return u + w; });
-  for (; e < n; ++e) d += a[e] * b[e];
-  return d;
-}
-
 // A 64-byte aligned scratch array of the compute type, one per thread and call.
 template <class A>
 struct Scratch {
@@ -381,9 +371,15 @@ struct Geometry {
 // the queries before j0 + jj - shift - i0. Only tiles the diagonal crosses have any.
 template <class A>
 void mask_causal(A* st, int64_t ld, int64_t keys, int64_t queries, int64_t j0, int64_t i0, int64_t shift) {
+  using V = typename Simd<A>::V;
+  constexpr int64_t L = Simd<A>::L;
+  const V lane = iota<A>(std::make_index_sequence<L>()), ninf = simd_vec::splat<V>(-std::numeric_limits<A>::infinity());
   for (int64_t jj = 0; jj < keys; ++jj) {
     const int64_t hidden = std::min(queries, j0 + jj - shift - i0);
-    for (int64_t ii = 0; ii < hidden; ++ii) st[jj * ld + ii] = -std::numeric_limits<A>::infinity();
+    for (int64_t v = 0; v < hidden; v += L) {  // whole vectors: the rows are padded to them
+      A* x = st + jj * ld + v;
+      store(x, lane < static_cast<A>(hidden - v) ? ninf : load(x));
+    }
   }
 }
 
@@ -452,6 +448,10 @@ void attention_forward(const AttentionParams& p) {
         }
         // The first tile writes oacc (nothing to rescale); later ones rescale and add.
         for (int64_t ii = 0; ii < (j0 > 0 ? nr : 0); ++ii) {
+          if (ii % L == 0 && all_one<A>(load(alpha + ii))) {  // no row of this vector's max grew
+            ii += L - 1;
+            continue;
+          }
           if (alpha[ii] == A(1)) continue;  // the max did not grow (the usual case after a few tiles)
           A* orow = oacc.at + ii * Dvp;
           const A a = alpha[ii];
@@ -506,7 +506,7 @@ void attention_backward(const AttentionParams& p) {
     // rows [T, Dvp] and transposed [Dv, Tp] (rows in place where rows_operand allows), lse and
     // delta [Tp]; dq accumulates in [T, Dp].
     Scratch<A> qs(g.T * Dp), qt(g.D * Tp), dor(g.T * Dvp), dot_(g.Dv * Tp), dq(groups > 1 ? 0 : g.T * Dp);
-    Scratch<A> lse(Tp), delta(Tp);
+    Scratch<A> lse(Tp), delta(Tp), ot(g.Dv * Tp);
     // Per key tile: its k and v rows, dk and dv accumulators; per (tile, query block): the
     // transposed probabilities and their gradient [Bc, kRows].
     Scratch<A> kr(Bc * Dp), vr(Bc * Dvp), dk(Bc * Dp), dv(Bc * Dvp), pt(Bc * kRows), dst(Bc * kRows);
@@ -526,20 +526,17 @@ void attention_backward(const AttentionParams& p) {
         const T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, 0);
         const A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, 0);
         const int64_t so = p.o.stride[nb], se = p.o.stride[nb + 1];
-        for (int64_t i = 0; i < g.T; ++i) {
-          lse.at[i] = lb[i * p.lse.stride[nb]];
-          if constexpr (std::is_same_v<T, A>) {
-            if (se == 1) {
-              delta.at[i] = dot(dr.at + i * dr.ld, ob + i * so, g.Dv);
-              continue;
-            }
-          }
-          A d = 0;
-          for (int64_t e = 0; e < g.Dv; ++e) d += dr.at[i * dr.ld + e] * static_cast<A>(ob[i * so + e * se]);
-          delta.at[i] = d;
+        for (int64_t i = 0; i < g.T; ++i) lse.at[i] = lb[i * p.lse.stride[nb]];
+        // delta = do . o per query, with the lanes along the queries: o transposed like do, then
+        // Dv multiply-adds per vector of queries (a dot product per row would end in a
+        // horizontal sum each). The padding queries get 0.
+        pack_transposed(ob, so, se, g.T, g.Dv, A(1), ot.at, Tp, Tp);
+        for (int64_t v = 0; v < Tp; v += L) {
+          V d{};
+          for (int64_t e = 0; e < g.Dv; ++e) d += load(dot_.at + e * Tp + v) * load(ot.at + e * Tp + v);
+          store(delta.at + v, d);
         }
         std::fill(lse.at + g.T, lse.at + Tp, A(0));  // padding queries: harmless finite values
-        std::fill(delta.at + g.T, delta.at + Tp, A(0));
         packed = b;
       }
       A* dqa = groups > 1 ? partial.data() + t * g.T * Dp : dq.at;
