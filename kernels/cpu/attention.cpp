@@ -212,6 +212,12 @@ void pack_transposed(const T* src, int64_t sr, int64_t sc, int64_t rows, int64_t
   const V sv = simd_vec::splat<V>(scale);
   for (int64_t r0 = 0; r0 < padded; r0 += L) {
     const int64_t nr = std::clamp<int64_t>(rows - r0, 0, L);
+    if (nr <= 4) {  // a few rows (T = 17's last one): zeros, then element by element
+      for (int64_t c = 0; c < cols; ++c) store(dst + c * ld + r0, V{});
+      for (int64_t i = 0; i < nr; ++i)
+        for (int64_t c = 0; c < cols; ++c) dst[c * ld + r0 + i] = scale * static_cast<A>(src[(r0 + i) * sr + c * sc]);
+      continue;
+    }
     for (int64_t c0 = 0; c0 < cols; c0 += L) {
       const int64_t nc = std::min(L, cols - c0);
       V r[L];
