@@ -12,24 +12,30 @@
 // It packs qt = (scale q)^T [D, kRows] once (the composed op scales q too), then walks the
 // keys in tiles of Bc = kKeyVecs vectors (32 keys in f32 with AVX-512):
 //
-//   pack the tile's rows: kr = k [Bc, D], vr = v [Bc, Dv]          (zero-padded to vectors)
+//   the tile's rows kr = k [Bc, D], vr = v [Bc, Dv]   (read in place or packed: rows_operand)
 //   st = kr qt                      [Bc, queries]   broadcast k[j, d] x rows of qt
 //   per query (lane): m' = max(m, max_j st_j), alpha = e^(m - m'), p_j = e^(st_j - m'),
 //                     l = alpha l + sum_j p_j,   oacc rows *= alpha
 //   oacc += p^T vr                  [queries, Dv]   broadcast p[j, i] x rows of v
 //
-// and at the end o = oacc / l, lse = m + log l. Memory per thread is a few tiles (qt, kr, vr,
+// (the first tile writes oacc instead of rescaling and adding), and at the end o = oacc / l,
+// lse = m + log l. Memory per thread is a few tiles (qt, kr, vr,
 // st, oacc: ~36 KB at D = 64), whatever T and S are. Causal: a query block stops at the last
 // key its last query sees, so tiles wholly above the diagonal are never touched (half the
 // work); only the tiles the diagonal crosses are masked.
 //
 // Backward (FlashAttention-2): a task is one batch entry (or, with fewer than kMinTasks
-// entries, one group of its key tiles; see below). It packs the entry's qs = scale q as rows
-// and transposed, do likewise, lse and delta_i = do_i . o_i once, then for each key tile keeps
-// dk and dv accumulators [Bc, D], [Bc, Dv] in L1 and walks the query blocks that see the tile:
+// entries, one group of its key tiles; see below). It packs the entry's qs = scale q
+// transposed, do as rows and transposed, q as rows (rows in place where rows_operand allows),
+// lse and delta_i = do_i . o_i (lanes along the queries, from do^T and o^T) once, then for
+// each key tile keeps dk and dv accumulators [Bc, D], [Bc, Dv] in L1 and walks the query
+// blocks that see the tile:
 //
 //   st = kr qs^T, P^T = e^(st - lse) (masked), dP^T = vr do^T, dS^T = P^T (dP^T - delta)
-//   dv_tile += P^T do,   dk_tile += dS^T qs,   dq_rows += dS kr
+//   dv_tile += P^T do,   dk_tile += dS^T q,   dq_rows += dS kr
+//
+// (dk is scaled when stored; the first query block writes dk and dv, and without a mask the
+// first key tile writes dq, instead of zeroing and adding).
 //
 // Race-free partition: a task owns its keys' dk and dv outright. dq sums over every key tile,
 // so with one task per batch entry the task also owns dq (accumulated in a per-thread [T, D]
@@ -43,12 +49,18 @@
 // extensions: 512-bit vectors under AVX-512, 256 under AVX, 128 otherwise, one source for all
 // of them, as in kernels/cpu/matmul.cpp), fed by broadcast loads of a and unit-stride rows of
 // b; a transposed operand (P^T as a(i, j) = st[j, i]) is read with a stride instead of being
-// copied. The exponentials are kernels/vec_exp.h's, in `omp simd` loops over whole vectors.
+// copied. M rows are split into tiles of nearly equal height (17 = 9 + 8, not 12 + 4 + 1: a
+// 1-row tile has 2 accumulators and waits on FMA latency). The exponentials are exp_vec's
+// (Cephes' polynomial, vrndscaleps/vscalefps under AVX-512, never a subnormal result: those
+// cost a microcode assist each, and every masked score took one), over whole vectors.
 // Nothing is O(T S): the scores, probabilities and their gradients exist one tile at a time.
 //
-// Any float dtype: operands are packed into the compute type (f32 for f32, bf16, f16; f64 for
-// f64), so strides and storage types are dealt with once, while packing: O((T + S) D) copies
-// per task against O(T S D) flops.
+// Any float dtype: operands are converted to the compute type (f32 for f32, bf16, f16; f64 for
+// f64). Rows that already are unit-stride rows of the compute type (f32 q, k, v, do as
+// MultiHeadAttention passes them) are product operands in place, with no copy; others are
+// packed, so strides and storage types are dealt with once: O((T + S) D) copies per task
+// against O(T S D) flops. Transposed copies (q^T, do^T, o^T) go through L x L register
+// transposes (shuffles), 16 source rows at a time.
 #include "kernels/attention.h"
 
 #include <algorithm>
