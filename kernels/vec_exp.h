@@ -14,6 +14,22 @@
 
 namespace tessel::kernels {
 
+// e^(x - n ln2) for n = round(x / ln2): r = x - n ln2 (ln2 split in two so that n * ln2_hi is
+// exact), then the Cephes polynomial, |r| <= ln2/2. T is float or a GCC vector of floats (the
+// AVX-512 exp of kernels/cpu/attention.cpp shares it).
+template <class T>
+inline T exp_reduced(T x, T n) {
+  T r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  T p = T{} + 1.9875691500e-4f;  // a float or a vector of it
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return p * r * r + r + 1.0f;
+}
+
 inline float exp_f32(float x) {
   const float lo = -104.0f, hi = 88.72283f;          // below lo e^x rounds to 0 in f32; above hi it overflows
   const float xc = x < lo ? lo : (x > hi ? hi : x);  // NaN passes through
@@ -22,16 +38,7 @@ inline float exp_f32(float x) {
   // without -fno-trapping-math.
   const float magic = 12582912.0f;
   const float n = (xc * 1.44269504088896341f + magic) - magic;
-  // r = x - n ln2, with ln2 split in two so that n * ln2_hi is exact.
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+  const float p = exp_reduced(xc, n);
   // 2^n as 2^a * 2^b with a = floor(n / 2): n spans [-150, 128], beyond the normal exponents
   // [-126, 127], but each half is a normal float, and the last product rounds into the
   // subnormals exactly as e^x should.

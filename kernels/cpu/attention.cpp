@@ -334,16 +334,7 @@ inline typename Simd<A>::V exp_vec(typename Simd<A>::V x) {
     // The maskz forms with every lane set: the plain ones trip GCC 12's -Wmaybe-uninitialized.
     const V n =
         _mm512_maskz_roundscale_ps(0xffff, xc * 1.44269504088896341f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    V r = xc - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    V q = simd_vec::splat<V>(1.9875691500e-4f);
-    q = q * r + 1.3981999507e-3f;
-    q = q * r + 8.3334519073e-3f;
-    q = q * r + 4.1665795894e-2f;
-    q = q * r + 1.6666665459e-1f;
-    q = q * r + 5.0000001201e-1f;
-    q = q * r * r + r + 1.0f;
-    const V y = _mm512_maskz_scalef_ps(0xffff, q, n);
+    const V y = _mm512_maskz_scalef_ps(0xffff, exp_reduced(xc, n), n);
     return x < lo ? V{} : y;
   }
 #endif
