@@ -78,6 +78,7 @@ const bool registered = [] {
         ->UseRealTime();
     benchmark::RegisterBenchmark(("reduce_sum_cols/" + v).c_str(), bm_reduce, v, true, kernels::ReduceOp::sum)
         ->Args({4096, 4096})
+        ->Args({2176, 512})  // a bias gradient of the ViT step: few columns, many rows
         ->UseRealTime();
     // The gradient-norm term of clip_grad_norm: one tensor's sum of squares, a single output.
     benchmark::RegisterBenchmark(("reduce_sumsq_all/" + v).c_str(), bm_reduce, v, false, kernels::ReduceOp::sumsq)

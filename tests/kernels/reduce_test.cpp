@@ -81,6 +81,26 @@ TEST_SUITE("kernels") {
     CHECK(runs > 300);
   }
 
+  TEST_CASE("reduce: column sums split over rows are the same on 1 and 2 threads, and equal ref") {
+    // A bias gradient's shape: a few hundred columns over thousands of rows, where the cpu
+    // version sums chunks of rows into partials; and a reduction over two leading dims.
+    ThreadsGuard guard;
+    for (auto [s, mask] : {std::pair{Shape{2176, 130}, std::vector<bool>{true, false}},
+                           std::pair{Shape{3, 700, 40}, std::vector<bool>{true, true, false}},
+                           std::pair{Shape{5000, 600}, std::vector<bool>{true, false}}})
+      for (ReduceOp op : {ReduceOp::sum, ReduceOp::mean}) {
+        INFO("shape ", shape_str(s), " op ", static_cast<int>(op));
+        Tensor x = randn(s);
+        set_num_threads(1);
+        Run one = run_version("cpu", op, x, mask);
+        set_num_threads(2);
+        Run two = run_version("cpu", op, x, mask);
+        CHECK_EQUAL_TENSOR(two.out, one.out);
+        auto c = closeness(one.out, run_version("ref", op, x, mask).out, 1e-6, 1e-6);
+        CHECK_MESSAGE(c.ok, c.str());
+      }
+  }
+
   TEST_CASE("reduce: ref against values computed by hand") {
     Tensor x = from_vector({1, 5, 2, 5, -1, 0}, {2, 3}, {.dtype = DType::f64});
     Run mx = run_version("ref", ReduceOp::max, x, {false, true});
