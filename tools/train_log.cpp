@@ -140,9 +140,12 @@ std::string TrainLog::finish() {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     return "metrics in " + dir_ + "/metrics.jsonl; for the curve install gnuplot (apt-get install gnuplot-nox, or " +
            "tools/setup) and run: gnuplot " + dir_ + "/curve.gp";
-  std::string cmd = "gnuplot '" + dir_ + "/curve.gp' 2>&1";
+  // gnuplot's chatter (e.g. "empty y2 range" when a short run evaluated once) goes to a log
+  // beside the plot, not into the run's output; it is named only when gnuplot fails.
+  std::string cmd = "gnuplot '" + dir_ + "/curve.gp' > '" + dir_ + "/curve.log' 2>&1";
   if (std::system(cmd.c_str()) != 0)
-    return "metrics in " + dir_ + "/metrics.jsonl; gnuplot failed on " + dir_ + "/curve.gp";
+    return "metrics in " + dir_ + "/metrics.jsonl; gnuplot failed on " + dir_ + "/curve.gp (see " + dir_ +
+           "/curve.log)";
   return "metrics in " + dir_ + "/metrics.jsonl, curve in " + dir_ + "/curve.png";
 }
 
