@@ -10,7 +10,7 @@
 //
 // Forward (FlashAttention's online softmax): a task is one batch entry's block of kRows queries.
 // It packs qt = (scale q)^T [D, kRows] once (the composed op scales q too), then walks the
-// keys in tiles of Bc = kKeyVecs vectors (32 keys in f32 with AVX-512):
+// keys in tiles of Bc = kFwdKeyVecs vectors (128 keys in f32 with AVX-512):
 //
 //   the tile's rows kr = k [Bc, D], vr = v [Bc, Dv]   (read in place or packed: rows_operand)
 //   st = kr qt                      [Bc, queries]   broadcast k[j, d] x rows of qt
@@ -19,23 +19,27 @@
 //   oacc += p^T vr                  [queries, Dv]   broadcast p[j, i] x rows of v
 //
 // (the first tile writes oacc instead of rescaling and adding), and at the end o = oacc / l,
-// lse = m + log l. Memory per thread is a few tiles (qt, kr, vr,
-// st, oacc: ~36 KB at D = 64), whatever T and S are. Causal: a query block stops at the last
-// key its last query sees, so tiles wholly above the diagonal are never touched (half the
-// work); only the tiles the diagonal crosses are masked.
+// lse = m + log l. Memory per thread is a few tiles (qt, st, oacc: 32 KB at D = 64; kr, vr
+// another 64 KB where k, v are packed), whatever T and S are. Causal: a query block stops at
+// the last key its last query sees, so tiles wholly above the diagonal are never touched (half
+// the work); only the tiles the diagonal crosses are masked, and in those the products skip
+// every whole vector of queries a key hides (and every key a vector of queries cannot see):
+// key_runs, query_runs. 128-key tiles: P v runs over 128 keys per register tile, not 32.
 //
 // Backward (FlashAttention-2): a task is one batch entry (or, with fewer than kMinTasks
 // entries, one group of its key tiles; see below). It packs the entry's qs = scale q
 // transposed, do as rows and transposed, q as rows (rows in place where rows_operand allows),
 // lse and delta_i = do_i . o_i (lanes along the queries, from do^T and o^T) once, then for
-// each key tile keeps dk and dv accumulators [Bc, D], [Bc, Dv] in L1 and walks the query
-// blocks that see the tile:
+// each key tile (Bc = kKeyVecs vectors, 32 keys in f32) keeps dk and dv accumulators [Bc, D],
+// [Bc, Dv] in L1 and walks the blocks of kBwdRows = 64 queries that see the tile (blocks of 64:
+// P^T do and dS^T q run over 64 queries per register tile; 128 made their operands outgrow L1):
 //
 //   st = kr qs^T, P^T = e^(st - lse) (masked), dP^T = vr do^T, dS^T = P^T (dP^T - delta)
 //   dv_tile += P^T do,   dk_tile += dS^T q,   dq_rows += dS kr
 //
 // (dk is scaled when stored; the first query block writes dk and dv, and without a mask the
-// first key tile writes dq, instead of zeroing and adding).
+// first key tile writes dq, instead of zeroing and adding). The blocks the diagonal crosses
+// skip whole vectors of hidden queries as the forward's tiles do.
 //
 // Race-free partition: a task owns its keys' dk and dv outright. dq sums over every key tile,
 // so with one task per batch entry the task also owns dq (accumulated in a per-thread [T, D]
