@@ -99,7 +99,7 @@ struct Simd {
 
 constexpr int64_t kKeyVecs = 2;     // backward: a key tile is 2 vectors wide, 32 keys in f32 (AVX-512)
 constexpr int64_t kFwdKeyVecs = 8;  // forward: a key tile is 8 vectors wide, 128 keys in f32
-constexpr int64_t kRows = 32;       // forward: queries per block
+constexpr int64_t kRows = 64;       // forward: queries per block (4 vectors in f32)
 constexpr int64_t kBwdRows = 64;    // backward: queries per block
 constexpr int64_t kMinTasks = 16;   // backward: split key tiles into groups below this many entries
 
@@ -449,7 +449,9 @@ void attention_forward(const AttentionParams& p) {
   parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
     // qt = (scale q)^T of the block [D, kRows]; kr, vr: the key tile's rows [Bc, Dp], [Bc, Dvp];
     // st: the transposed scores, then probabilities [Bc, kRows]; oacc [kRows, Dvp].
-    Scratch<A> qt(g.D * kRows), kr(Bc * Dp), vr(Bc * Dvp), st(Bc * kRows), oacc(kRows * Dvp);
+    // (Sized for the keys there are: the ViT's 17 need 32 rows, not 128.)
+    const int64_t keys = std::min(Bc, round_up(g.S, L));
+    Scratch<A> qt(g.D * kRows), kr(keys * Dp), vr(keys * Dvp), st(keys * kRows), oacc(kRows * Dvp);
     alignas(64) A m[kRows], l[kRows], alpha[kRows];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / blocks, i0 = (t % blocks) * kRows, nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
