@@ -19,7 +19,7 @@
 //   oacc += p^T vr                  [queries, Dv]   broadcast p[j, i] x rows of v
 //
 // (the first tile writes oacc instead of rescaling and adding), and at the end o = oacc / l,
-// lse = m + log l. Memory per thread is a few tiles (qt, st, oacc: 32 KB at D = 64; kr, vr
+// lse = m + log l. Memory per thread is a few tiles (qt, st, oacc: 64 KB at D = 64; kr, vr
 // another 64 KB where k, v are packed), whatever T and S are. Causal: a query block stops at
 // the last key its last query sees, so tiles wholly above the diagonal are never touched (half
 // the work); only the tiles the diagonal crosses are masked, and in those the products skip
