@@ -10,7 +10,7 @@
 //
 // Forward (FlashAttention's online softmax): a task is one batch entry's block of kRows queries.
 // It packs qt = (scale q)^T [D, kRows] once (the composed op scales q too), then walks the
-// keys in tiles of Bc = kKeyVecs vectors (32 keys in f32 with AVX-512):
+// keys in tiles of Bc = kFwdKeyVecs vectors (128 keys in f32 with AVX-512):
 //
 //   the tile's rows kr = k [Bc, D], vr = v [Bc, Dv]   (read in place or packed: rows_operand)
 //   st = kr qt                      [Bc, queries]   broadcast k[j, d] x rows of qt
@@ -19,23 +19,27 @@
 //   oacc += p^T vr                  [queries, Dv]   broadcast p[j, i] x rows of v
 //
 // (the first tile writes oacc instead of rescaling and adding), and at the end o = oacc / l,
-// lse = m + log l. Memory per thread is a few tiles (qt, kr, vr,
-// st, oacc: ~36 KB at D = 64), whatever T and S are. Causal: a query block stops at the last
-// key its last query sees, so tiles wholly above the diagonal are never touched (half the
-// work); only the tiles the diagonal crosses are masked.
+// lse = m + log l. Memory per thread is a few tiles (qt, st, oacc: 64 KB at D = 64; kr, vr
+// another 64 KB where k, v are packed), whatever T and S are. Causal: a query block stops at
+// the last key its last query sees, so tiles wholly above the diagonal are never touched (half
+// the work); only the tiles the diagonal crosses are masked, and in those the products skip
+// every whole vector of queries a key hides (and every key a vector of queries cannot see):
+// key_runs, query_runs. 128-key tiles: P v runs over 128 keys per register tile, not 32.
 //
 // Backward (FlashAttention-2): a task is one batch entry (or, with fewer than kMinTasks
 // entries, one group of its key tiles; see below). It packs the entry's qs = scale q
 // transposed, do as rows and transposed, q as rows (rows in place where rows_operand allows),
 // lse and delta_i = do_i . o_i (lanes along the queries, from do^T and o^T) once, then for
-// each key tile keeps dk and dv accumulators [Bc, D], [Bc, Dv] in L1 and walks the query
-// blocks that see the tile:
+// each key tile (Bc = kKeyVecs vectors, 32 keys in f32) keeps dk and dv accumulators [Bc, D],
+// [Bc, Dv] in L1 and walks the blocks of kBwdRows = 64 queries that see the tile (blocks of 64:
+// P^T do and dS^T q run over 64 queries per register tile; 128 made their operands outgrow L1):
 //
 //   st = kr qs^T, P^T = e^(st - lse) (masked), dP^T = vr do^T, dS^T = P^T (dP^T - delta)
 //   dv_tile += P^T do,   dk_tile += dS^T q,   dq_rows += dS kr
 //
 // (dk is scaled when stored; the first query block writes dk and dv, and without a mask the
-// first key tile writes dq, instead of zeroing and adding).
+// first key tile writes dq, instead of zeroing and adding). The blocks the diagonal crosses
+// skip whole vectors of hidden queries as the forward's tiles do.
 //
 // Race-free partition: a task owns its keys' dk and dv outright. dq sums over every key tile,
 // so with one task per batch entry the task also owns dq (accumulated in a per-thread [T, D]
@@ -93,13 +97,19 @@ struct Simd {
   static constexpr int64_t L = simd_vec::Vec<A>::lanes;
 };
 
-constexpr int64_t kKeyVecs = 2;    // a key tile is 2 vectors wide: 32 keys in f32 (AVX-512)
-constexpr int64_t kRows = 32;      // queries per block
-constexpr int64_t kMinTasks = 16;  // backward: split key tiles into groups below this many entries
+constexpr int64_t kKeyVecs = 2;     // backward: a key tile is 2 vectors wide, 32 keys in f32 (AVX-512)
+constexpr int64_t kFwdKeyVecs = 8;  // forward: a key tile is 8 vectors wide, 128 keys in f32
+constexpr int64_t kRows = 64;       // forward: queries per block (4 vectors in f32)
+constexpr int64_t kBwdRows = 64;    // backward: queries per block
+constexpr int64_t kMinTasks = 16;   // backward: split key tiles into groups below this many entries
 
 template <class A>
 constexpr int64_t key_tile() {
   return kKeyVecs * Simd<A>::L;
+}
+template <class A>
+constexpr int64_t fwd_key_tile() {
+  return kFwdKeyVecs * Simd<A>::L;
 }
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -393,11 +403,39 @@ void mask_causal(A* st, int64_t ld, int64_t keys, int64_t queries, int64_t j0, i
   }
 }
 
+// The whole vectors a diagonal tile can skip. With h = j0 - shift - i0, key row jj of a
+// transposed tile hides its first jj + h queries, and query ii sees keys jj <= ii - h.
+//
+// Rows by keys: f(r0, r1, s) for runs of key rows [r0, r1) whose first s of the nv query
+// vectors are wholly hidden (their scores are never needed: not computed, not read).
+template <int64_t L, class F>
+void key_runs(int64_t keys, int64_t h, int64_t nv, F&& f) {
+  for (int64_t r = 0; r < keys;) {
+    const int64_t s = r + h <= 0 ? 0 : std::min((r + h) / L, nv);
+    const int64_t end = s == nv ? keys : std::min(keys, (s + 1) * L - h);
+    f(r, end, s);
+    r = end;
+  }
+}
+
+// Rows by queries: f(r0, r1, kk) for runs of query rows [r0, r1) that see none of the keys
+// from kk on: one vector of rows at a time, then all the rows left once they see every key.
+template <int64_t L, class F>
+void query_runs(int64_t queries, int64_t keys, int64_t h, F&& f) {
+  for (int64_t r = 0; r < queries;) {
+    int64_t end = std::min(queries, r + L);
+    const int64_t kk = std::clamp<int64_t>(end - h, 0, keys);
+    if (kk == keys) end = queries;
+    f(r, end, kk);
+    r = end;
+  }
+}
+
 template <class T>
 void attention_forward(const AttentionParams& p) {
   using A = acc_t<T>;
   using V = typename Simd<A>::V;
-  constexpr int64_t L = Simd<A>::L, Bc = key_tile<A>();
+  constexpr int64_t L = Simd<A>::L, Bc = fwd_key_tile<A>();
   constexpr A kNegInf = -std::numeric_limits<A>::infinity(), kNaN = std::numeric_limits<A>::quiet_NaN();
   const Geometry g(p);
   if (g.batch == 0 || g.T == 0) return;
@@ -411,7 +449,9 @@ void attention_forward(const AttentionParams& p) {
   parallel_for(tasks, grain, [&](int64_t t0, int64_t t1) {
     // qt = (scale q)^T of the block [D, kRows]; kr, vr: the key tile's rows [Bc, Dp], [Bc, Dvp];
     // st: the transposed scores, then probabilities [Bc, kRows]; oacc [kRows, Dvp].
-    Scratch<A> qt(g.D * kRows), kr(Bc * Dp), vr(Bc * Dvp), st(Bc * kRows), oacc(kRows * Dvp);
+    // (Sized for the keys there are: the ViT's 17 need 32 rows, not 128.)
+    const int64_t keys = std::min(Bc, round_up(g.S, L));
+    Scratch<A> qt(g.D * kRows), kr(keys * Dp), vr(keys * Dvp), st(keys * kRows), oacc(kRows * Dvp);
     alignas(64) A m[kRows], l[kRows], alpha[kRows];
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / blocks, i0 = (t % blocks) * kRows, nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
@@ -429,8 +469,19 @@ void attention_forward(const AttentionParams& p) {
         const int64_t nc = std::min(Bc, kend - j0);
         const Rows<A> kt = rows_operand(kb + j0 * sk, sk, skd, nc, g.D, false, kr.at, Dp);
         const Rows<A> vt = rows_operand(vb + j0 * sv, sv, svd, nc, g.Dv, true, vr.at, Dvp);
-        product<A>(nc, nrp, g.D, kt.at, kt.ld, 1, qt.at, kRows, st.at, kRows, false);  // st = k qt
-        if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);
+        // A tile the diagonal crosses skips the query vectors its keys hide (key_runs).
+        const bool diag = p.causal && j0 + nc - 1 - g.shift > i0;
+        const int64_t h = j0 - g.shift - i0;
+        auto st_rows = [&](int64_t r0, int64_t r1, int64_t s) {  // st = k qt
+          product<A>(r1 - r0, nrp - s * L, g.D, kt.at + r0 * kt.ld, kt.ld, 1, qt.at + s * L, kRows,
+                     st.at + r0 * kRows + s * L, kRows, false);
+        };
+        if (diag) {
+          key_runs<L>(nc, h, nrp / L, st_rows);
+          mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);  // the skipped vectors too
+        } else {
+          st_rows(0, nc, 0);
+        }
         // Online softmax, every query at once (the vectors run along the queries):
         // m' = max(m, max_j s_j), alpha = e^(m - m'), p_j = e^(s_j - m'), l = alpha l + sum_j p_j.
         // While every score so far is -inf, exponentials are taken against 0 instead of -inf:
@@ -438,11 +489,20 @@ void attention_forward(const AttentionParams& p) {
         // down the tile's key rows.
         for (int64_t v = 0; v < nrp; v += L) {
           const V m0 = load(m + v);
-          V mx = m0;
-          for (int64_t jj = 0; jj < nc; ++jj) {
+          // Four running maxima: one waits on the latency of every max before it.
+          V mx4[4] = {m0, m0, m0, m0};
+          int64_t jj = 0;
+          for (; jj + 4 <= nc; jj += 4)
+            for (int u = 0; u < 4; ++u) {
+              const V x = load(st.at + (jj + u) * kRows + v);
+              mx4[u] = x > mx4[u] ? x : mx4[u];
+            }
+          for (; jj < nc; ++jj) {
             const V x = load(st.at + jj * kRows + v);
-            mx = x > mx ? x : mx;
+            mx4[0] = x > mx4[0] ? x : mx4[0];
           }
+          const V mx01 = mx4[0] > mx4[1] ? mx4[0] : mx4[1], mx23 = mx4[2] > mx4[3] ? mx4[2] : mx4[3];
+          const V mx = mx01 > mx23 ? mx01 : mx23;
           const V base = mx == kNegInf ? V{} : mx;
           const V al = exp_vec<A>(m0 - base);  // m = -inf at the start: 0
           V sum{};
@@ -468,7 +528,13 @@ void attention_forward(const AttentionParams& p) {
 #pragma omp simd simdlen(16)
           for (int64_t e = 0; e < Dvp; ++e) orow[e] *= a;
         }
-        product<A>(nr, Dvp, nc, st.at, 1, kRows, vt.at, vt.ld, oacc.at, Dvp, j0 > 0);  // oacc += p^T v
+        auto o_rows = [&](int64_t r0, int64_t r1, int64_t kk) {  // oacc += p^T v
+          product<A>(r1 - r0, Dvp, kk, st.at + r0, 1, kRows, vt.at, vt.ld, oacc.at + r0 * Dvp, Dvp, j0 > 0);
+        };
+        if (diag)
+          query_runs<L>(nr, nc, h, o_rows);
+        else
+          o_rows(0, nr, nc);
       }
       T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, i0);
       A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, i0);
@@ -527,7 +593,7 @@ void attention_backward(const AttentionParams& p) {
     Scratch<A> lse(Tp), delta(Tp), ot(g.Dv * Tp);
     // Per key tile: its k and v rows, dk and dv accumulators; per (tile, query block): the
     // transposed probabilities and their gradient [Bc, kRows].
-    Scratch<A> kr(Bc * Dp), vr(Bc * Dvp), dk(Bc * Dp), dv(Bc * Dvp), pt(Bc * kRows), dst(Bc * kRows);
+    Scratch<A> kr(Bc * Dp), vr(Bc * Dvp), dk(Bc * Dp), dv(Bc * Dvp), pt(Bc * kBwdRows), dst(Bc * kBwdRows);
     int64_t packed = -1;  // the batch entry whose rows are packed
     Rows<A> qr{}, dr{};
     for (int64_t t = t0; t < t1; ++t) {
@@ -565,7 +631,8 @@ void attention_backward(const AttentionParams& p) {
       const T* kb = p.k.ptr<T>() + attention_batch_offset(p.k, nb, bs, b);
       const T* vb = p.v.ptr<T>() + attention_batch_offset(p.v, nb, bs, b);
       const int64_t sk = p.k.stride[nb], skd = p.k.stride[nb + 1], sv = p.v.stride[nb], svd = p.v.stride[nb + 1];
-      for (int64_t tile = grp * per_group; tile < std::min(tiles, (grp + 1) * per_group); ++tile) {
+      const int64_t tile0 = grp * per_group, tile1 = std::min(tiles, (grp + 1) * per_group);
+      for (int64_t tile = tile0; tile < tile1; ++tile) {
         const int64_t j0 = tile * Bc, nc = std::min(Bc, g.S - j0);
         const Rows<A> kt = rows_operand(kb + j0 * sk, sk, skd, nc, g.D, true, kr.at, Dp);
         const Rows<A> vt = rows_operand(vb + j0 * sv, sv, svd, nc, g.Dv, false, vr.at, Dvp);
@@ -575,27 +642,54 @@ void attention_backward(const AttentionParams& p) {
           std::fill(dk.at, dk.at + nc * Dp, A(0));
           std::fill(dv.at, dv.at + nc * Dvp, A(0));
         }
-        for (int64_t i0 = first; i0 < g.T; i0 += kRows) {
-          const int64_t nr = std::min(kRows, g.T - i0), nrp = round_up(nr, L);
+        for (int64_t i0 = first; i0 < g.T; i0 += kBwdRows) {
+          const int64_t nr = std::min(kBwdRows, g.T - i0), nrp = round_up(nr, L);
           const bool acc = i0 > first;  // dk and dv start from the first block's products
-          product<A>(nc, nrp, g.D, kt.at, kt.ld, 1, qt.at + i0, Tp, pt.at, kRows, false);      // s^T = k qs^T
-          product<A>(nc, nrp, g.Dv, vt.at, vt.ld, 1, dot_.at + i0, Tp, dst.at, kRows, false);  // dP^T = v do^T
-          if (p.causal && j0 + nc - 1 - g.shift > i0) mask_causal(pt.at, kRows, nc, nr, j0, i0, g.shift);
+          // A block the diagonal crosses skips the query vectors its keys hide: their P and dS
+          // are neither computed nor read (key_runs, query_runs).
+          const bool diag = p.causal && j0 + nc - 1 - g.shift > i0;
+          const int64_t h = j0 - g.shift - i0;
+          auto by_keys = [&](auto&& f) {
+            if (diag)
+              key_runs<L>(nc, h, nrp / L, f);
+            else
+              f(int64_t{0}, nc, int64_t{0});
+          };
+          by_keys([&](int64_t r0, int64_t r1, int64_t s) {
+            const int64_t n = nrp - s * L, c = r0 * kBwdRows + s * L;
+            product<A>(r1 - r0, n, g.D, kt.at + r0 * kt.ld, kt.ld, 1, qt.at + i0 + s * L, Tp, pt.at + c, kBwdRows,
+                       false);  // s^T = k qs^T
+            product<A>(r1 - r0, n, g.Dv, vt.at + r0 * vt.ld, vt.ld, 1, dot_.at + i0 + s * L, Tp, dst.at + c, kBwdRows,
+                       false);  // dP^T = v do^T
+          });
+          if (diag) mask_causal(pt.at, kBwdRows, nc, nr, j0, i0, g.shift);
           const A* li = lse.at + i0;
           const A* di = delta.at + i0;
           for (int64_t jj = 0; jj < nc; ++jj) {
-            A* pr = pt.at + jj * kRows;
-            A* dsr = dst.at + jj * kRows;
-            for (int64_t i = 0; i < nrp; i += L) {
+            A* pr = pt.at + jj * kBwdRows;
+            A* dsr = dst.at + jj * kBwdRows;
+            const int64_t from = diag && jj + h > 0 ? std::min((jj + h) / L, nrp / L) * L : 0;
+            for (int64_t i = from; i < nrp; i += L) {
               const V pv = exp_vec<A>(load(pr + i) - load(li + i));  // masked: e^-inf = 0
               store(pr + i, pv);
               store(dsr + i, pv * (load(dsr + i) - load(di + i)));
             }
           }
-          product<A>(nc, Dvp, nr, pt.at, kRows, 1, dr.at + i0 * dr.ld, dr.ld, dv.at, Dvp, acc);  // dv += P^T do
-          product<A>(nc, Dp, nr, dst.at, kRows, 1, qr.at + i0 * qr.ld, qr.ld, dk.at, Dp, acc);   // dk += dS^T q
-          product<A>(nr, Dp, nc, dst.at, 1, kRows, kt.at, kt.ld, dqa + i0 * Dp, Dp,
-                     p.causal || tile > first_tile);  // dq += dS k
+          by_keys([&](int64_t r0, int64_t r1, int64_t s) {
+            const int64_t kq = std::max<int64_t>(0, nr - s * L), c = r0 * kBwdRows + s * L, i = i0 + s * L;
+            product<A>(r1 - r0, Dvp, kq, pt.at + c, kBwdRows, 1, dr.at + i * dr.ld, dr.ld, dv.at + r0 * Dvp, Dvp,
+                       acc);  // dv += P^T do
+            product<A>(r1 - r0, Dp, kq, dst.at + c, kBwdRows, 1, qr.at + i * qr.ld, qr.ld, dk.at + r0 * Dp, Dp,
+                       acc);  // dk += dS^T q
+          });
+          auto dq_rows = [&](int64_t r0, int64_t r1, int64_t kk) {  // dq += dS k
+            product<A>(r1 - r0, Dp, kk, dst.at + r0, 1, kBwdRows, kt.at, kt.ld, dqa + (i0 + r0) * Dp, Dp,
+                       p.causal || tile > first_tile);
+          };
+          if (diag)
+            query_runs<L>(nr, nc, h, dq_rows);
+          else
+            dq_rows(0, nr, nc);
         }
         T* dkb = p.dk.ptr<T>() + g.row(p.dk, bs, b, j0);
         T* dvb = p.dv.ptr<T>() + g.row(p.dv, bs, b, j0);

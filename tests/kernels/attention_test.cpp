@@ -192,10 +192,12 @@ TEST_SUITE("kernels") {
       "attention: the training steps' head dims, whose f32 rows the cpu kernels read in place, at short lengths") {
     // D = 32 and 64 in f32 fill whole vectors: contiguous and permuted q, k, v, do are product
     // operands without a copy (kernels/cpu/attention.cpp, rows_operand); strided ones (layout 2)
-    // are packed. Lengths around one vector of queries (15, 16, 17, 33) and T = 1; B x H = 15
-    // entries; S != T one way; Dv != D.
+    // are packed. Lengths around one vector of queries (15, 16, 17, 33), around the cpu
+    // backward's query block and the forward's key tile (63, 64, 65, 129: the causal diagonal
+    // blocks skip whole vectors of hidden queries) and T = 1; B x H = 15 entries; S != T one
+    // way; Dv != D.
     auto versions = kernels::attention_family().versions(DeviceType::cpu);
-    for (int64_t T : {1, 15, 16, 17, 33})
+    for (int64_t T : {1, 15, 16, 17, 33, 63, 64, 65, 129})
       for (int layout : {0, 1, 2})
         for (bool causal : {false, true}) {
           check_case(versions, T, T, 32, 32, causal, 1 / std::sqrt(32.0), layout, DType::f32, 3, 5);
