@@ -181,9 +181,7 @@ template <EwOp OP>
 #pragma omp simd simdlen(16)
   for (int64_t j = 0; j < n; ++j) x[j] = apply_cpu<OP, float>(x[j], 0.0f, 0.0f, 0.0, 0.0);
 }
-}  // namespace
 
-namespace {
 template <EwOp OP, EwOp GRAD>
 [[gnu::flatten, gnu::noinline]] void activation_grad_loop(float* x, float* d, int64_t n) {
 #pragma omp simd simdlen(16)

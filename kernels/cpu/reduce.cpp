@@ -52,7 +52,7 @@ void column_sum(const ReduceParams& p, int64_t K, int64_t R) {
   const int64_t work = std::min(kBlock, K) * chunk_rows;  // values per task
   parallel_for(blocks * chunks, std::max<int64_t>(1, (int64_t{1} << 15) / std::max<int64_t>(work, 1)),
                [&](int64_t t0, int64_t t1) {
-                 std::vector<double> local(kBlock);
+                 std::vector<double> local(chunks == 1 ? kBlock : 0);  // with chunks, sums go to `partial`
                  for (int64_t t = t0; t < t1; ++t) {
                    const int64_t b = t / chunks, c = t % chunks;
                    const int64_t k0 = b * kBlock, kn = std::min(kBlock, K - k0);

@@ -1,5 +1,6 @@
 // tests/autograd/matmul_test.cpp — matmul / bmm / linear / mlp: semantics, gradients, bad input.
 #include "tests/helpers.h"
+#include "tests/kernels/matmul_params.h"
 
 using namespace tessel;
 using namespace tessel::testing;
@@ -135,8 +136,7 @@ TEST_SUITE("autograd") {
   }
 
   TEST_CASE("linear: fused bias + activation equals the unfused ops, forward and backward") {
-    for (Activation act :
-         {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
+    for (Activation act : kAllActivations) {
       INFO("act ", std::string(kernels::activation_name(act)));
       auto unfused = [act](const Tensor& z) {
         switch (act) {
@@ -172,8 +172,7 @@ TEST_SUITE("autograd") {
   }
 
   TEST_CASE("linear: gradcheck of the fused layer for every activation") {
-    for (Activation act :
-         {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
+    for (Activation act : kAllActivations) {
       INFO("act ", std::string(kernels::activation_name(act)));
       CHECK_GRADCHECK([act](const TensorList& x) { return linear(x[0], x[1], x[2], act); },
                       {leaf64({2, 3, 4}), leaf64({5, 4}), leaf64({5})});
@@ -190,8 +189,7 @@ TEST_SUITE("autograd") {
   }
 
   TEST_CASE("mlp: equals the two linear layers, forward and backward, and gradchecks") {
-    for (Activation act :
-         {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
+    for (Activation act : kAllActivations) {
       INFO("act ", std::string(kernels::activation_name(act)));
       for (DType dt : {DType::f64, DType::f32})
         for (bool biases : {true, false}) {

@@ -5,6 +5,11 @@
 
 namespace tessel::testing {
 
+// Every epilogue activation, for tests that loop over them.
+inline constexpr kernels::Activation kAllActivations[] = {kernels::Activation::none, kernels::Activation::relu,
+                                                          kernels::Activation::gelu_tanh, kernels::Activation::gelu_erf,
+                                                          kernels::Activation::silu};
+
 // C = act(alpha A B + beta C + bias) on the tensors' Bufs; an undefined bias means none.
 inline kernels::MatmulParams matmul_params(const Tensor& a, const Tensor& b, const Tensor& c, double alpha = 1,
                                            double beta = 0, const Tensor& bias = Tensor(),

@@ -248,8 +248,7 @@ TEST_SUITE("kernels") {
     using kernels::Activation;
     int n = 0;
     for (DType t : {DType::f32, DType::f64, DType::bf16})
-      for (Activation act :
-           {Activation::none, Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu})
+      for (Activation act : kAllActivations)
         for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{1, 31, 7}, std::tuple{70, 40, 300}}) {
           ++n;
           set_num_threads(1 + n % 2);
@@ -275,8 +274,7 @@ TEST_SUITE("kernels") {
     using kernels::Activation;
     int n = 0;
     for (DType t : {DType::f32, DType::f64, DType::bf16})
-      for (Activation act :
-           {Activation::none, Activation::relu, Activation::gelu_erf, Activation::silu, Activation::gelu_tanh})
+      for (Activation act : kAllActivations)
         for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{7, 300, 31}, std::tuple{70, 40, 600}}) {
           ++n;
           set_num_threads(1 + n % 2);
