@@ -180,7 +180,42 @@ void register_shape(const std::string& group, const std::string& shape, int64_t 
 #endif
 }
 
+// The training epilogues on the ViT's MLP shapes, one thread, beside the plain GEMM of the same
+// shape in group matmul_vit: fc1's forward with bias, erf-GELU and act'(z) kept (MatmulParams::dact,
+// non-temporal stores) and fc2's input gradient times act'(z) (MatmulParams::mul). Correctness is
+// tests/kernels/matmul_test.cpp's; this times what the epilogue adds.
+void bench_epilogue(benchmark::State& state, Trans tr, bool dact) {
+  set_threads(1);
+  Problem pr(128 * 17, 512, 128, tr, DType::f32);
+  // Weights at a Linear's initial scale, so z ~ N(0, 1) as in training. (With unscaled randn
+  // weights z ~ N(0, 128): many z < -13 give subnormal Phi(z), and every subnormal result costs a
+  // microcode assist, 8x slower.)
+  {
+    NoGradGuard ng;
+    mul_(pr.b_store, 1.0 / std::sqrt(static_cast<double>(pr.K)));
+  }
+  Tensor bias = randn({pr.N}), extra = dact ? empty({pr.M, pr.N}) : randn({pr.M, pr.N});
+  kernels::MatmulParams p = pr.params();
+  if (dact) {
+    p.bias = bias.buf();
+    p.act = kernels::Activation::gelu_erf;
+    p.dact = extra.buf();
+  } else {
+    p.mul = extra.buf();
+  }
+  kernels::matmul_family().run(DeviceType::cpu, p);  // warm-up
+  const double secs = bench::timed_loop(state, [&] { kernels::matmul_family().run(DeviceType::cpu, p); });
+  bench::report_flops(state, secs, pr.flops(), false);
+}
+
 const bool registered = [] {
+  benchmark::RegisterBenchmark("matmul_vit_epilogue/fc1_bias_gelu_dact/2176x512x128_nt/t1", bench_epilogue, Trans::nt,
+                               true)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("matmul_vit_epilogue/fc2_dx_mul/2176x512x128_nn/t1", bench_epilogue, Trans::nn, false)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 #ifndef TESSEL_HAVE_DNNL
   std::fprintf(stderr, "matmul_bench: oneDNN not found at build time; its peer entries are skipped\n");
 #endif
