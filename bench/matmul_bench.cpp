@@ -180,12 +180,12 @@ void register_shape(const std::string& group, const std::string& shape, int64_t 
 #endif
 }
 
-// The training epilogues on the ViT's MLP shapes, one thread, beside the plain GEMM of the same
+// The training epilogues on the ViT's MLP shapes, on 1 and 2 threads, beside the plain GEMM of the same
 // shape in group matmul_vit: fc1's forward with bias, erf-GELU and act'(z) kept (MatmulParams::dact,
 // non-temporal stores) and fc2's input gradient times act'(z) (MatmulParams::mul). Correctness is
 // tests/kernels/matmul_test.cpp's; this times what the epilogue adds.
-void bench_epilogue(benchmark::State& state, Trans tr, bool dact) {
-  set_threads(1);
+void bench_epilogue(benchmark::State& state, Trans tr, bool dact, int threads) {
+  set_threads(threads);
   Problem pr(128 * 17, 512, 128, tr, DType::f32);
   // Weights at a Linear's initial scale, so z ~ N(0, 1) as in training. (With unscaled randn
   // weights z ~ N(0, 128): many z < -13 give subnormal Phi(z), and every subnormal result costs a
@@ -209,13 +209,16 @@ void bench_epilogue(benchmark::State& state, Trans tr, bool dact) {
 }
 
 const bool registered = [] {
-  benchmark::RegisterBenchmark("matmul_vit_epilogue/fc1_bias_gelu_dact/2176x512x128_nt/t1", bench_epilogue, Trans::nt,
-                               true)
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime();
-  benchmark::RegisterBenchmark("matmul_vit_epilogue/fc2_dx_mul/2176x512x128_nn/t1", bench_epilogue, Trans::nn, false)
-      ->Unit(benchmark::kMillisecond)
-      ->UseRealTime();
+  for (int threads : {1, 2}) {
+    benchmark::RegisterBenchmark(fmt("matmul_vit_epilogue/fc1_bias_gelu_dact/2176x512x128_nt/t%d", threads).c_str(),
+                                 bench_epilogue, Trans::nt, true, threads)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(fmt("matmul_vit_epilogue/fc2_dx_mul/2176x512x128_nn/t%d", threads).c_str(),
+                                 bench_epilogue, Trans::nn, false, threads)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
 #ifndef TESSEL_HAVE_DNNL
   std::fprintf(stderr, "matmul_bench: oneDNN not found at build time; its peer entries are skipped\n");
 #endif

@@ -47,14 +47,15 @@ enum class Activation : uint8_t { none, relu, gelu_tanh, gelu_erf, silu };
 
 const char* activation_name(Activation a);  // "none", "relu", "gelu_tanh", "gelu_erf", "silu"
 
-// act over n contiguous f32 values, in place, vectorized: the CPU GEMM epilogues call it. Defined
-// in kernels/cpu/elementwise.cpp with the elementwise ops' own f32 formulas, so a fused
-// linear(x, w, b, act) equals act(linear(x, w, b)) bit for bit — and it is compiled once, for
-// the build's instruction set, not inside the GEMM files' per-ISA target regions.
-void activation_row_cpu(float* x, int64_t n, Activation act);
-// The same, and d[j] = act'(x[j]) from the same input (the elementwise ops' gradient formula
-// with dy = 1), in one pass.
-void activation_grad_row_cpu(float* x, float* d, int64_t n, Activation act);
+// act over a block of f32 values, rows x n with row stride ldx, in place, vectorized: the CPU
+// GEMM epilogues call it once per finished tile. Defined in kernels/cpu/elementwise.cpp with the
+// elementwise ops' own f32 formulas, so a fused linear(x, w, b, act) equals act(linear(x, w, b))
+// bit for bit — and it is compiled once, for the build's instruction set, not inside the GEMM
+// files' per-ISA target regions.
+void activation_rows_cpu(float* x, int64_t ldx, int64_t rows, int64_t n, Activation act);
+// The same, and d[i * ldd + j] = act'(x[i * ldx + j]) from the same input (the elementwise ops'
+// gradient formula with dy = 1), in one pass.
+void activation_grad_rows_cpu(float* x, int64_t ldx, float* d, int64_t ldd, int64_t rows, int64_t n, Activation act);
 
 struct MatmulParams {
   Buf a;  // [batch..., M, K]
