@@ -74,7 +74,7 @@ struct MatmulParams {
 // act'(x), for MatmulParams::dact: the elementwise ops' gradient formulas (kernels/elementwise.h)
 // with dy = 1, so dy * act'(z) is bitwise what the op's own backward computes.
 template <class A>
-inline A apply_activation_grad(A x, Activation act) {
+TESSEL_HOST_DEVICE inline A apply_activation_grad(A x, Activation act) {
   switch (act) {
     case Activation::none: return A(1);
     case Activation::relu: return apply_elementwise<EwOp::relu_bwd, A>(A(1), x, A(0), 0, 0);
@@ -85,19 +85,17 @@ inline A apply_activation_grad(A x, Activation act) {
   return A(1);
 }
 
-// The activations of the epilogue, in the accumulation type (float or double). Every version
-// uses these, so they differ from ref only by the rounding of their input.
+// The activations of the epilogue, in the accumulation type (float or double): the elementwise
+// ops' formulas (kernels/elementwise.h). Every version, CPU and CUDA, uses these, so they differ
+// from ref only by the rounding of their input.
 template <class A>
-inline A apply_activation(A x, Activation act) {
+TESSEL_HOST_DEVICE inline A apply_activation(A x, Activation act) {
   switch (act) {
     case Activation::none: return x;
-    case Activation::relu: return x > A(0) ? x : A(0);
-    case Activation::gelu_tanh: {
-      const A k0 = A(0.7978845608028654), k1 = A(0.044715);  // sqrt(2 / pi)
-      return A(0.5) * x * (A(1) + std::tanh(k0 * (x + k1 * x * x * x)));
-    }
-    case Activation::gelu_erf: return A(0.5) * x * (A(1) + std::erf(x * A(0.7071067811865476)));
-    case Activation::silu: return x / (A(1) + std::exp(-x));
+    case Activation::relu: return apply_elementwise<EwOp::relu, A>(x, A(0), A(0), 0, 0);
+    case Activation::gelu_tanh: return apply_elementwise<EwOp::gelu_tanh, A>(x, A(0), A(0), 0, 0);
+    case Activation::gelu_erf: return apply_elementwise<EwOp::gelu_erf, A>(x, A(0), A(0), 0, 0);
+    case Activation::silu: return apply_elementwise<EwOp::silu, A>(x, A(0), A(0), 0, 0);
   }
   return x;
 }

@@ -2,6 +2,7 @@
 // convert_element (through the accumulate types; floats to integers saturate, NaN gives 0;
 // anything non-zero becomes true; bf16 and f16 round to nearest even).
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cstdint>
@@ -20,24 +21,14 @@ struct F16 {
   uint16_t bits;
 };
 
+// The accumulation type of a device storage type, as core/dtype.h's acc_t: f32 for the 16-bit
+// floats (ours, and CUDA's own __nv_bfloat16 and __half, as the tensor-core GEMMs hold their
+// operands), i64 for bool, the type itself otherwise.
 template <class T>
-struct DevAcc {
-  using type = T;
-};
-template <>
-struct DevAcc<BF16> {
-  using type = float;
-};
-template <>
-struct DevAcc<F16> {
-  using type = float;
-};
-template <>
-struct DevAcc<bool> {
-  using type = int64_t;
-};
+inline constexpr bool is_16bit_float =
+    std::is_same_v<T, BF16> || std::is_same_v<T, F16> || std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>;
 template <class T>
-using dev_acc_t = typename DevAcc<T>::type;
+using dev_acc_t = std::conditional_t<is_16bit_float<T>, float, std::conditional_t<std::is_same_v<T, bool>, int64_t, T>>;
 
 template <class T>
 __device__ __forceinline__ dev_acc_t<T> to_acc(T v) {
@@ -52,9 +43,28 @@ __device__ __forceinline__ float to_acc<F16>(F16 v) {
   return __half2float(__ushort_as_half(v.bits));
 }
 
+template <>
+__device__ __forceinline__ float to_acc<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <>
+__device__ __forceinline__ float to_acc<__half>(__half v) {
+  return __half2float(v);
+}
+
 template <class T>
 __device__ __forceinline__ T from_acc(dev_acc_t<T> x) {
   return static_cast<T>(x);
+}
+// (CUDA's conversions round to nearest even, as BF16's and F16's below; a NaN becomes their
+// canonical NaN rather than keeping its payload.)
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float f) {
+  return __float2bfloat16_rn(f);
+}
+template <>
+__device__ __forceinline__ __half from_acc<__half>(float f) {
+  return __float2half_rn(f);
 }
 template <>
 __device__ __forceinline__ BF16 from_acc<BF16>(float f) {  // core/dtype.h's bf16(float)

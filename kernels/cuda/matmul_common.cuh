@@ -5,8 +5,8 @@
 //
 // A Buf's matrix strides are kept as they are (a transpose is swapped strides, as on the CPU),
 // and its batch dims are walked with their own strides, so every rung takes any view the op
-// passes without a copy. The epilogue is the CPU's (kernels/matmul.h apply_activation) with
-// the same formulas in device code; beta == 0 never reads C (BLAS semantics: NaN-filled C is fine).
+// passes without a copy. The epilogue is the CPU's (kernels/matmul.h apply_activation, host and
+// device code); beta == 0 never reads C (BLAS semantics: NaN-filled C is fine).
 //
 // Compiled but not yet verified on hardware: no GPU was available when this was written.
 #pragma once
@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "core/cuda/check.h"
+#include "core/cuda/convert.cuh"
 #include "core/cuda/stream.h"
 #include "kernels/matmul.h"
 
@@ -97,57 +98,12 @@ __device__ inline void batch_offsets(const GemmArgs& g, int64_t z, int64_t& oa, 
   }
 }
 
-// Storage type -> accumulation type, and the conversions both ways.
+// Storage type -> accumulation type, and the conversions both ways: core/cuda/convert.cuh's,
+// which also take CUDA's own __nv_bfloat16 and __half (the tensor-core rungs' operand types).
 template <class T>
-struct AccOf {
-  using type = float;
-};
-template <>
-struct AccOf<double> {
-  using type = double;
-};
-template <class T>
-using acc_of = typename AccOf<T>::type;
-
-__device__ inline float to_acc(float x) { return x; }
-__device__ inline double to_acc(double x) { return x; }
-__device__ inline float to_acc(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ inline float to_acc(__half x) { return __half2float(x); }
-
-template <class T>
-__device__ inline T from_acc(acc_of<T> x);
-template <>
-__device__ inline float from_acc<float>(float x) {
-  return x;
-}
-template <>
-__device__ inline double from_acc<double>(double x) {
-  return x;
-}
-template <>
-__device__ inline __nv_bfloat16 from_acc<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ inline __half from_acc<__half>(float x) {
-  return __float2half_rn(x);
-}
-
-// The activations of kernels/matmul.h apply_activation, in device code (same formulas).
-template <class A>
-__device__ inline A device_activation(A x, Activation act) {
-  switch (act) {
-    case Activation::none: return x;
-    case Activation::relu: return x > A(0) ? x : A(0);
-    case Activation::gelu_tanh: {
-      const A k0 = A(0.7978845608028654), k1 = A(0.044715);
-      return A(0.5) * x * (A(1) + std::tanh(k0 * (x + k1 * x * x * x)));
-    }
-    case Activation::gelu_erf: return A(0.5) * x * (A(1) + std::erf(x * A(0.7071067811865476)));
-    case Activation::silu: return x / (A(1) + std::exp(-x));
-  }
-  return x;
-}
+using acc_of = ::tessel::cuda::dev_acc_t<T>;
+using ::tessel::cuda::from_acc;
+using ::tessel::cuda::to_acc;
 
 // Writes one finished element: C[i, j] = act(alpha acc + beta C[i, j] + bias[j]). `c` points at C[z].
 template <class T>
@@ -157,7 +113,7 @@ __device__ inline void store_output(const GemmArgs& g, T* c, int64_t i, int64_t 
   Acc v = static_cast<Acc>(g.alpha) * acc;
   if (g.beta != 0) v += static_cast<Acc>(g.beta) * to_acc(*p);
   if (g.bias) v += to_acc(static_cast<const T*>(g.bias)[j * g.sbias]);
-  *p = from_acc<T>(device_activation(v, g.act));
+  *p = from_acc<T>(apply_activation(v, g.act));
 }
 
 // Blocks walk a flat list of (batch, tile row, tile column) triples with a grid-stride loop,

@@ -209,7 +209,7 @@ __global__ void epilogue_kernel(GemmArgs g, bool add_bias) {
     T* p = static_cast<T*>(g.c) + oc + i * g.scm + j * g.scn;
     Acc v = to_acc(*p);
     if (add_bias) v += to_acc(static_cast<const T*>(g.bias)[j * g.sbias]);
-    *p = from_acc<T>(device_activation(v, g.act));
+    *p = from_acc<T>(apply_activation(v, g.act));
   }
 }
 
