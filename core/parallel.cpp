@@ -1,7 +1,12 @@
 #include "core/parallel.h"
 
 #include <sched.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#define TESSEL_HAVE_MXCSR 1
+#endif
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -42,6 +47,30 @@ void set_num_threads(int n) {
   check(n >= 1, "set_num_threads", "expected at least 1 thread, got ", n);
   thread_count().store(n);
 }
+
+#ifdef TESSEL_HAVE_MXCSR
+namespace {
+constexpr unsigned kFtzDaz = 0x8040u;  // MXCSR bit 15 (flush to zero) and bit 6 (denormals are zero)
+void set_mxcsr(bool on) { _mm_setcsr(on ? (_mm_getcsr() | kFtzDaz) : (_mm_getcsr() & ~kFtzDaz)); }
+}  // namespace
+
+bool set_flush_denormal(bool on) {
+  set_mxcsr(on);
+#ifdef _OPENMP
+  // Each thread of OpenMP's pool has its own MXCSR: a region as wide as the pool can be sets them
+  // all (a thread outside this region would keep its old mode, so ask for every thread there is).
+  const int team = std::max({get_num_threads(), hardware_threads(), omp_get_max_threads()});
+#pragma omp parallel num_threads(team)
+  set_mxcsr(on);
+#endif
+  return true;
+}
+
+bool flush_denormal() { return (_mm_getcsr() & kFtzDaz) == kFtzDaz; }
+#else
+bool set_flush_denormal(bool) { return false; }
+bool flush_denormal() { return false; }
+#endif
 
 bool in_parallel_region() {
 #ifdef _OPENMP
