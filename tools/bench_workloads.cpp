@@ -157,6 +157,7 @@ const std::vector<Workload>& workloads() {
       softmax_rows(4096, 4096),
       layernorm_fwdbwd(4096, 1024),
       attention_causal_fwdbwd(4, 8, 512, 64),
+      attention_causal_fwdbwd(32, 4, 128, 32),  // the shape inside gpt_step
       vit_fmnist_step(),
       gpt_step(),
   };

@@ -149,6 +149,7 @@ WORKLOADS = {
     "softmax_4096x4096": _softmax(4096, 4096),
     "layernorm_fwdbwd_4096x1024": _layernorm_fwdbwd(4096, 1024),
     "attn_causal_fwdbwd_t512": _attn_causal_fwdbwd(4, 8, 512, 64),
+    "attn_causal_fwdbwd_t128": _attn_causal_fwdbwd(32, 4, 128, 32),  # the shape inside gpt_step
     "vit_fmnist_step": _vit_step,
     "gpt_step": _gpt_step,
 }

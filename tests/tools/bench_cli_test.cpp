@@ -157,7 +157,7 @@ TEST_SUITE("tools") {
       names.insert(j["workload"].get<std::string>());
     }
     for (const char* w : {"gemm_1024", "softmax_4096x4096", "layernorm_fwdbwd_4096x1024", "attn_causal_fwdbwd_t512",
-                          "vit_fmnist_step", "gpt_step"}) {
+                          "attn_causal_fwdbwd_t128", "vit_fmnist_step", "gpt_step"}) {
       INFO("workload ", w);
       CHECK(names.count(w) == 1);
     }
