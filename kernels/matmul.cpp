@@ -24,6 +24,28 @@ const char* activation_name(Activation a) {
   return "?";
 }
 
+void check_a_sums(const MatmulParams& p) {
+  if (p.a_sums.data == nullptr) return;
+  check(p.c.ndim == 2 && p.a_sums.ndim == 1 && p.a_sums.size[0] == p.c.size[0] && p.a_sums.dtype == p.c.dtype, "matmul",
+        "a_sums needs a 2-d problem and an [M] output of C's dtype");
+}
+
+void matmul_a_sums_rows(const MatmulParams& p, int64_t i0, int64_t i1) {
+  if (p.a_sums.data == nullptr) return;
+  check_a_sums(p);
+  visit_floating(p.c.dtype, "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    const T* a = p.a.ptr<T>();
+    T* out = p.a_sums.ptr<T>();
+    const int64_t K = p.a.size[1];
+    for (int64_t i = i0; i < i1; ++i) {
+      double acc = 0;
+      add_row_sums(a + i * p.a.stride[0], p.a.stride[1], 0, K, acc);
+      out[i * p.a_sums.stride[0]] = static_cast<T>(static_cast<acc_t<T>>(acc));
+    }
+  });
+}
+
 Family<MatmulParams>& matmul_family() {
   static Family<MatmulParams>* f = [] {
     auto* fam = new Family<MatmulParams>("matmul");  // never destroyed: usable during static teardown

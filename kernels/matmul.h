@@ -69,7 +69,34 @@ struct MatmulParams {
   // dtype and do not overlap C or each other.
   Buf dact{};  // receives act'(z) (the training path of linear(x, w, b, act) keeps it)
   Buf mul{};   // C = act(z) * mul
+  // Optional (CPU versions only; 2-d problems): a_sums[i] = sum over k of A[i, k] ([M], C's
+  // dtype), summed in f64 in the fixed order of add_row_sums below, so every version writes the
+  // same bits. A linear layer's weight gradient dW = dz^T x has A = dz^T, whose row sums are the
+  // bias gradient: the packed rungs add them up while they pack A, not in a pass of their own.
+  Buf a_sums{};
 };
+
+// The order a_sums adds one row's values in: k in chunks of kSumChunk aligned to multiples of
+// it; in a chunk four f64 partials, partial j taking the k = j (mod 4) in ascending order from
+// 0.0; then ((p0 + p1) + (p2 + p3)) is added to the row's total. Four chains, not one, so the
+// adds need not wait on each other. Adds row[k * stride] for k in [k0, k1), k0 a multiple of
+// kSumChunk; a caller splitting K into blocks passes block starts that are multiples too.
+constexpr int64_t kSumChunk = 16;
+template <class T>
+inline void add_row_sums(const T* row, int64_t stride, int64_t k0, int64_t k1, double& total) {
+  for (int64_t c = k0; c < k1; c += kSumChunk) {
+    double part[4] = {0, 0, 0, 0};
+    const int64_t e = c + kSumChunk < k1 ? c + kSumChunk : k1;
+    for (int64_t k = c; k < e; ++k) part[k % 4] += static_cast<double>(static_cast<acc_t<T>>(row[k * stride]));
+    total += (part[0] + part[1]) + (part[2] + part[3]);
+  }
+}
+
+// Throws unless p.a_sums is absent or fits: a 2-d problem and an [M] output of C's dtype.
+void check_a_sums(const MatmulParams& p);
+// a_sums for rows [i0, i1), by the definition above (nothing when absent): the ref, cpu_blocked
+// and cpu_packed versions call it for all rows after their GEMM.
+void matmul_a_sums_rows(const MatmulParams& p, int64_t i0, int64_t i1);
 
 // act'(x), for MatmulParams::dact: the elementwise ops' gradient formulas (kernels/elementwise.h)
 // with dy = 1, so dy * act'(z) is bitwise what the op's own backward computes.

@@ -171,7 +171,9 @@ void gemm_cpu(const MatmulParams& p) {
 }  // namespace
 
 void matmul_cpu(const MatmulParams& p) {
+  check_a_sums(p);
   visit_floating(p.c.dtype, "matmul", [&](auto tag) { gemm_cpu<decltype(tag)>(p); });
+  matmul_a_sums_rows(p, 0, p.c.size[0]);
 }
 
 }  // namespace tessel::kernels

@@ -41,6 +41,7 @@
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
@@ -113,9 +114,11 @@ inline void pack_a6_rowmajor(const float* a, int64_t sa0, int64_t kc, float* dst
 }
 
 // GCC 12's unpack intrinsics pass `_mm512_undefined_ps()` (a self-initialized variable) as the
-// unused merge source, which -Wmaybe-uninitialized flags once inlined; nothing is uninitialized.
+// unused merge source, which -Wmaybe-uninitialized flags once inlined (or -Wuninitialized: which
+// one depends on what else GCC inlines into this file); nothing is uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 // A 16 x 16 transpose in registers (unpack 32-bit, unpack 64-bit, then two rounds of 128-bit
 // lane shuffles): 64 shuffles for 256 values.
 inline void transpose16x16(__m512 (&r)[16]) {
@@ -194,6 +197,26 @@ struct Avx512F32T {
   static void copy_mr(const float* src, float* dst) {
     constexpr __mmask16 m = static_cast<__mmask16>((1u << MR) - 1);
     _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+  }
+
+  // copy_mr for k in [k0, k1) of one panel (at most one sum chunk: dst row k at dst + k * MR),
+  // adding the rows' values to sums[0, MR) in add_row_sums' order (kernels/matmul.h): four f64
+  // partials by k mod 4, then ((p0 + p1) + (p2 + p3)), one vector lane per row, so the bits are
+  // those of the scalar loop. Scalar, the adds cost as much as the bias gradient's own pass.
+  static constexpr bool kCopySums = MR <= 8;
+  static void copy_mr_sums(const float* a, int64_t sa1, int64_t k0, int64_t k1, float* dst, double* sums) {
+    constexpr __mmask8 m = static_cast<__mmask8>((1u << MR) - 1);  // MR <= 8: one ymm of floats
+    __m512d part[4] = {_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()};
+    for (int64_t k = k0; k < k1; k += 4)
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j)
+        if (k + j < k1) {
+          const __m256 v = _mm256_maskz_loadu_ps(m, a + (k + j) * sa1);
+          _mm256_mask_storeu_ps(dst + (k + j) * MR, m, v);
+          part[j] = _mm512_add_pd(part[j], _mm512_maskz_cvtps_pd(m, v));  // (maskz: GCC 12 flags the unmasked form)
+        }
+    const __m512d chunk = _mm512_add_pd(_mm512_add_pd(part[0], part[1]), _mm512_add_pd(part[2], part[3]));
+    _mm512_mask_storeu_pd(sums, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, sums), chunk));
   }
 
   // The same tile reading A and/or B where they lie: A[i, k] at a + i * sai + k * sak, B row k
@@ -657,7 +680,8 @@ void skinny_columns(const Skinny& s, bool axpy, int64_t width, int64_t b0, int64
 // Runs p through the skinny kernels if it is a single f32 GEMM with M or N <= kSkinny and a B
 // layout they read directly; false: use the packed driver.
 bool try_skinny(const MatmulParams& p) {
-  if (p.dact.data != nullptr || p.mul.data != nullptr) return false;  // the driver's epilogue has them
+  if (p.dact.data != nullptr || p.mul.data != nullptr || p.a_sums.data != nullptr)
+    return false;  // the driver's epilogue and packing have them
   const int nb = p.c.ndim - 2;
   for (int d = 0; d < nb; ++d)
     if (p.c.size[d] != 1) return false;  // batches go through the driver's batch split

@@ -87,7 +87,9 @@ void gemm_blocked(const MatmulParams& p) {
 }  // namespace
 
 void matmul_blocked(const MatmulParams& p) {
+  check_a_sums(p);
   visit_floating(p.c.dtype, "matmul", [&](auto tag) { gemm_blocked<decltype(tag)>(p); });
+  matmul_a_sums_rows(p, 0, p.c.size[0]);
 }
 
 }  // namespace tessel::kernels

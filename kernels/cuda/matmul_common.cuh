@@ -49,8 +49,8 @@ struct GemmArgs {
 
 // Reads the op's params into GemmArgs (host side).
 inline GemmArgs make_args(const MatmulParams& p) {
-  check(p.dact.data == nullptr && p.mul.data == nullptr, "matmul",
-        "the epilogue operands MatmulParams::dact and ::mul are CPU-only");
+  check(p.dact.data == nullptr && p.mul.data == nullptr && p.a_sums.data == nullptr, "matmul",
+        "the operands MatmulParams::dact, ::mul and ::a_sums are CPU-only");
   GemmArgs g;
   const int nb = p.c.ndim - 2;
   g.nb = nb;

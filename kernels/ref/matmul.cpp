@@ -8,6 +8,7 @@
 namespace tessel::kernels {
 
 void matmul_ref(const MatmulParams& p) {
+  check_a_sums(p);
   visit_floating(p.c.dtype, "matmul", [&](auto tag) {
     using T = decltype(tag);
     const int nb = p.c.ndim - 2;
@@ -39,6 +40,7 @@ void matmul_ref(const MatmulParams& p) {
         }
     }
   });
+  matmul_a_sums_rows(p, 0, p.c.size[0]);
 }
 
 }  // namespace tessel::kernels

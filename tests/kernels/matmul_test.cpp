@@ -321,6 +321,63 @@ TEST_SUITE("kernels") {
         }
   }
 
+  TEST_CASE("matmul: A's row sums (MatmulParams::a_sums) of every CPU version, bitwise the same") {
+    // a_sums[i] = sum_k A[i, k] in f64, k ascending, whatever else the GEMM does: every version,
+    // thread count and A layout gives the same bits, and they are the f64 row sums rounded once.
+    // The shapes cover TN (A k-major, the bias-gradient case the packer sums), partial panels,
+    // K above one kc block, tiny K and N, K = 0, N = 0.
+    ThreadsGuard guard;
+    int n = 0;
+    for (DType t : {DType::f32, DType::f64, DType::bf16})
+      for (auto [M, N, K] : {std::tuple{33, 65, 127}, std::tuple{7, 300, 31}, std::tuple{70, 40, 1100},
+                             std::tuple{128, 130, 600}, std::tuple{5, 3, 1}, std::tuple{9, 20, 0}, std::tuple{6, 0, 9}})
+        for (int la = 0; la < 3; ++la) {
+          ++n;
+          set_num_threads(1 + n % 2);
+          const Tensor a = operand({M, K}, t, la, false), b = operand({K, N}, t, n % 3, false);
+          // The oracle: f64 sums of A's values, k ascending, rounded once to t.
+          const auto av = to_dtype(a, DType::f64).to_vector<double>();
+          std::vector<double> want(static_cast<size_t>(M), 0.0);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t k = 0; k < K; ++k) want[i] += av[i * K + k];
+          const Tensor want_t = to_dtype(from_vector(want, {M}, {.dtype = DType::f64}), t);
+          for (const auto& v : versions()) {
+            INFO("version ", v, " dtype ", std::string(dtype_name(t)), " M N K ", M, " ", N, " ", K, " layout ", la,
+                 " threads ", get_num_threads());
+            Tensor c = output_like({M, N}, t, false), sums = empty({M}, {.dtype = t});
+            fill_raw(sums, std::nan(""));
+            kernels::MatmulParams p = matmul_params(a, b, c, 1.0, 0.0, Tensor(), kernels::Activation::none);
+            p.a_sums = sums.buf();
+            if (!kernels::matmul_family().accepts(v, p)) continue;
+            kernels::matmul_family().run_version(v, p);
+            CHECK_EQUAL_TENSOR(sums, want_t);
+            // and C is still the product (a_sums may route a skinny shape through the packed driver,
+            // so the summation order, not the result, can differ from a call without it)
+            Tensor c2 = output_like({M, N}, t, false);
+            kernels::matmul_family().run_version(
+                v, matmul_params(a, b, c2, 1.0, 0.0, Tensor(), kernels::Activation::none));
+            const double tol = t == DType::bf16 ? 2e-2 : t == DType::f32 ? 1e-5 : 1e-12;
+            CHECK_CLOSE(c, c2, tol, tol * std::sqrt(static_cast<double>(K) + 1));
+          }
+        }
+  }
+
+  TEST_CASE("matmul: a_sums is refused with a batched problem or the wrong shape") {
+    Tensor a = randn({2, 3, 4}), b = randn({2, 4, 5}), c = empty({2, 3, 5}), sums = empty({3});
+    kernels::MatmulParams p = matmul_params(a, b, c, 1.0, 0.0, Tensor(), kernels::Activation::none);
+    p.a_sums = sums.buf();
+    for (const auto& v : versions()) {
+      if (!kernels::matmul_family().accepts(v, p)) continue;
+      INFO("version ", v);
+      CHECK_THROWS_WITH_AS(kernels::matmul_family().run_version(v, p), doctest::Contains("a_sums needs a 2-d problem"),
+                           Error);
+    }
+    Tensor a2 = randn({3, 4}), b2 = randn({4, 5}), c2 = empty({3, 5}), wrong = empty({4});
+    kernels::MatmulParams q = matmul_params(a2, b2, c2, 1.0, 0.0, Tensor(), kernels::Activation::none);
+    q.a_sums = wrong.buf();
+    CHECK_THROWS_WITH_AS(kernels::matmul_family().run(DeviceType::cpu, q), doctest::Contains("[M] output"), Error);
+  }
+
   TEST_CASE("matmul: small-integer operands are exact in any summation order") {
     ThreadsGuard guard;
     for (int threads : {1, 2}) {
