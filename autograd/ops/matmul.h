@@ -20,12 +20,12 @@
 // the activation run in the GEMM's epilogue on each tile while it is in cache, so the layer
 // reads and writes y once (kernels/matmul.h). act: none, relu, gelu_tanh, gelu_erf, silu.
 // Backward: dz = act'(z) * dy, then dx = dz @ weight, dweight = dz^T @ x (over all leading
-// dims), dbias = dz summed over rows — on the CPU in the same GEMM as dweight, which sums dz^T's
-// rows while it packs them (kernels/matmul.h MatmulParams::a_sums). act'(z): on the CPU the GEMM's epilogue stores it beside
-// y when a gradient will be needed (where the unfused act(linear(...)) would keep z and evaluate
-// act' in the backward), so dz is one multiply; on CUDA z is recomputed by one more GEMM
-// (nothing of size y is saved), and so it is for a double backward. relu needs neither: z > 0
-// exactly where y > 0.
+// dims), dbias = dz summed over rows — on the CPU in the same GEMM as dweight, which sums
+// dz^T's rows while it packs them (kernels/matmul.h MatmulParams::a_sums). act'(z): on the CPU
+// the GEMM's epilogue stores it beside y when a gradient will be needed (where the unfused
+// act(linear(...)) would keep z and evaluate act' in the backward), so dz is one multiply; on
+// CUDA z is recomputed by one more GEMM (nothing of size y is saved), and so it is for a double
+// backward. relu needs neither: z > 0 exactly where y > 0.
 //
 // mlp(x, w1, b1, w2, b2, act): linear(linear(x, w1, b1, act), w2, b2), the transformer's
 // feed-forward block, as one node whose backward fuses across the two layers: the input

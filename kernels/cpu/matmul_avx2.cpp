@@ -17,8 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <vector>
 #include <type_traits>
+#include <vector>
 
 #include "core/cpu_features.h"
 #include "core/error.h"
