@@ -208,8 +208,27 @@ void bench_epilogue(benchmark::State& state, Trans tr, bool dact, int threads) {
   bench::report_flops(state, secs, pr.flops(), false);
 }
 
+// The weight gradient of fc1 with its bias gradient (MatmulParams::a_sums: dz's column sums,
+// added up while the driver packs dz^T), beside the plain TN GEMM of group matmul_vit. The
+// difference is what the bias gradient costs inside the GEMM (its own column-sum pass cost about
+// 2% of the one-thread ViT step). Correctness: tests/kernels/matmul_test.cpp.
+void bench_dw_bias(benchmark::State& state, int threads) {
+  set_threads(threads);
+  Problem pr(512, 128, 128 * 17, Trans::tn, DType::f32);
+  Tensor sums = empty({pr.M});
+  kernels::MatmulParams p = pr.params();
+  p.a_sums = sums.buf();
+  kernels::matmul_family().run(DeviceType::cpu, p);  // warm-up
+  const double secs = bench::timed_loop(state, [&] { kernels::matmul_family().run(DeviceType::cpu, p); });
+  bench::report_flops(state, secs, pr.flops(), false);
+}
+
 const bool registered = [] {
   for (int threads : {1, 2}) {
+    benchmark::RegisterBenchmark(fmt("matmul_vit_epilogue/fc1_dw_bias_sums/512x128x2176_tn/t%d", threads).c_str(),
+                                 bench_dw_bias, threads)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
     benchmark::RegisterBenchmark(fmt("matmul_vit_epilogue/fc1_bias_gelu_dact/2176x512x128_nt/t%d", threads).c_str(),
                                  bench_epilogue, Trans::nt, true, threads)
         ->Unit(benchmark::kMillisecond)
