@@ -406,10 +406,13 @@ void mask_causal(A* st, int64_t ld, int64_t keys, int64_t queries, int64_t j0, i
 // The whole vectors a diagonal tile can skip. With h = j0 - shift - i0, key row jj of a
 // transposed tile hides its first jj + h queries, and query ii sees keys jj <= ii - h.
 //
+// A tile the diagonal does not cross (diag false) is one run that skips nothing.
+//
 // Rows by keys: f(r0, r1, s) for runs of key rows [r0, r1) whose first s of the nv query
 // vectors are wholly hidden (their scores are never needed: not computed, not read).
 template <int64_t L, class F>
-void key_runs(int64_t keys, int64_t h, int64_t nv, F&& f) {
+void key_runs(bool diag, int64_t keys, int64_t h, int64_t nv, F&& f) {
+  if (!diag) return f(int64_t{0}, keys, int64_t{0});
   for (int64_t r = 0; r < keys;) {
     const int64_t s = r + h <= 0 ? 0 : std::min((r + h) / L, nv);
     const int64_t end = s == nv ? keys : std::min(keys, (s + 1) * L - h);
@@ -421,7 +424,8 @@ void key_runs(int64_t keys, int64_t h, int64_t nv, F&& f) {
 // Rows by queries: f(r0, r1, kk) for runs of query rows [r0, r1) that see none of the keys
 // from kk on: one vector of rows at a time, then all the rows left once they see every key.
 template <int64_t L, class F>
-void query_runs(int64_t queries, int64_t keys, int64_t h, F&& f) {
+void query_runs(bool diag, int64_t queries, int64_t keys, int64_t h, F&& f) {
+  if (!diag) return f(int64_t{0}, queries, keys);
   for (int64_t r = 0; r < queries;) {
     int64_t end = std::min(queries, r + L);
     const int64_t kk = std::clamp<int64_t>(end - h, 0, keys);
@@ -476,12 +480,8 @@ void attention_forward(const AttentionParams& p) {
           product<A>(r1 - r0, nrp - s * L, g.D, kt.at + r0 * kt.ld, kt.ld, 1, qt.at + s * L, kRows,
                      st.at + r0 * kRows + s * L, kRows, false);
         };
-        if (diag) {
-          key_runs<L>(nc, h, nrp / L, st_rows);
-          mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);  // the skipped vectors too
-        } else {
-          st_rows(0, nc, 0);
-        }
+        key_runs<L>(diag, nc, h, nrp / L, st_rows);
+        if (diag) mask_causal(st.at, kRows, nc, nr, j0, i0, g.shift);  // the skipped vectors too
         // Online softmax, every query at once (the vectors run along the queries):
         // m' = max(m, max_j s_j), alpha = e^(m - m'), p_j = e^(s_j - m'), l = alpha l + sum_j p_j.
         // While every score so far is -inf, exponentials are taken against 0 instead of -inf:
@@ -531,10 +531,7 @@ void attention_forward(const AttentionParams& p) {
         auto o_rows = [&](int64_t r0, int64_t r1, int64_t kk) {  // oacc += p^T v
           product<A>(r1 - r0, Dvp, kk, st.at + r0, 1, kRows, vt.at, vt.ld, oacc.at + r0 * Dvp, Dvp, j0 > 0);
         };
-        if (diag)
-          query_runs<L>(nr, nc, h, o_rows);
-        else
-          o_rows(0, nr, nc);
+        query_runs<L>(diag, nr, nc, h, o_rows);
       }
       T* ob = p.o.ptr<T>() + g.row(p.o, bs, b, i0);
       A* lb = p.lse.ptr<A>() + g.row(p.lse, bs, b, i0);
@@ -649,13 +646,7 @@ void attention_backward(const AttentionParams& p) {
           // are neither computed nor read (key_runs, query_runs).
           const bool diag = p.causal && j0 + nc - 1 - g.shift > i0;
           const int64_t h = j0 - g.shift - i0;
-          auto by_keys = [&](auto&& f) {
-            if (diag)
-              key_runs<L>(nc, h, nrp / L, f);
-            else
-              f(int64_t{0}, nc, int64_t{0});
-          };
-          by_keys([&](int64_t r0, int64_t r1, int64_t s) {
+          key_runs<L>(diag, nc, h, nrp / L, [&](int64_t r0, int64_t r1, int64_t s) {
             const int64_t n = nrp - s * L, c = r0 * kBwdRows + s * L;
             product<A>(r1 - r0, n, g.D, kt.at + r0 * kt.ld, kt.ld, 1, qt.at + i0 + s * L, Tp, pt.at + c, kBwdRows,
                        false);  // s^T = k qs^T
@@ -675,7 +666,7 @@ void attention_backward(const AttentionParams& p) {
               store(dsr + i, pv * (load(dsr + i) - load(di + i)));
             }
           }
-          by_keys([&](int64_t r0, int64_t r1, int64_t s) {
+          key_runs<L>(diag, nc, h, nrp / L, [&](int64_t r0, int64_t r1, int64_t s) {
             const int64_t kq = std::max<int64_t>(0, nr - s * L), c = r0 * kBwdRows + s * L, i = i0 + s * L;
             product<A>(r1 - r0, Dvp, kq, pt.at + c, kBwdRows, 1, dr.at + i * dr.ld, dr.ld, dv.at + r0 * Dvp, Dvp,
                        acc);  // dv += P^T do
@@ -686,10 +677,7 @@ void attention_backward(const AttentionParams& p) {
             product<A>(r1 - r0, Dp, kk, dst.at + r0, 1, kBwdRows, kt.at, kt.ld, dqa + (i0 + r0) * Dp, Dp,
                        p.causal || tile > first_tile);
           };
-          if (diag)
-            query_runs<L>(nr, nc, h, dq_rows);
-          else
-            dq_rows(0, nr, nc);
+          query_runs<L>(diag, nr, nc, h, dq_rows);
         }
         T* dkb = p.dk.ptr<T>() + g.row(p.dk, bs, b, j0);
         T* dvb = p.dv.ptr<T>() + g.row(p.dv, bs, b, j0);
