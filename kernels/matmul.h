@@ -94,8 +94,8 @@ inline void add_row_sums(const T* row, int64_t stride, int64_t k0, int64_t k1, d
 
 // Throws unless p.a_sums is absent or fits: a 2-d problem and an [M] output of C's dtype.
 void check_a_sums(const MatmulParams& p);
-// a_sums for rows [i0, i1), by the definition above (nothing when absent): the ref, cpu_blocked
-// and cpu_packed versions call it for all rows after their GEMM.
+// a_sums for rows [i0, i1), by the definition above (nothing when absent), p already checked:
+// the ref, cpu_blocked and cpu_packed versions call it for all rows after their GEMM.
 void matmul_a_sums_rows(const MatmulParams& p, int64_t i0, int64_t i1);
 
 // act'(x), for MatmulParams::dact: the elementwise ops' gradient formulas (kernels/elementwise.h)
